@@ -1,0 +1,3 @@
+from aefcli.cli import main
+
+main()

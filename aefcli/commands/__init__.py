@@ -1,0 +1,1 @@
+"""One module per sub-command: parse options, call ONE stage function, print."""
