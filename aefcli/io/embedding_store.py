@@ -1,0 +1,223 @@
+"""The embedding cube on disk (docs/formats.md section 4): a Zarr v3 store.
+
+Variable `embedding` (y, x, band), chunked (tile, tile, nbands), CRS + transform
+as a CF `spatial_ref` grid mapping. Stored either as float32 (NaN = nodata) or
+with the AlphaEarth int8 quantisation (-128 = nodata), which is a square-root
+law, not a linear CF scale, so readers must call `open_embeddings` (or
+`dequantise`) rather than rely on CF decoding.
+
+Writing is resumable: `create_store` writes a template (metadata only), each
+`write_block` writes whole chunks, `chunk_done` lists the chunks on disk and
+`mark_complete` flips `complete` last.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from aefcli.errors import DataError, InputError
+
+ATTR = "aef:embedding"
+VAR = "embedding"
+FORMAT = 1
+INT8_NODATA = -128
+DTYPES = ("int8", "float32")
+
+
+def quantise(v: np.ndarray) -> np.ndarray:
+    """AEF int8 quantisation of embedding values (..., C) in [-1, 1] -> int8.
+
+    q = round(127.5 * sign(v) * sqrt(|v|)) clipped to [-127, 127]; NaN -> -128.
+    """
+    v = np.asarray(v, dtype=np.float32)
+    nan = np.isnan(v)
+    v = np.where(nan, np.float32(0), v)
+    q = np.rint(127.5 * np.sign(v) * np.sqrt(np.abs(v)))
+    q = np.clip(q, -127, 127).astype(np.int8)
+    q[nan] = INT8_NODATA
+    return q
+
+
+def dequantise(q: np.ndarray) -> np.ndarray:
+    """Inverse of `quantise`: int8 (..., C) -> float32, v = (q / 127.5)^2 * sign(q); -128 -> NaN."""
+    q = np.asarray(q)
+    f = q.astype(np.float32)
+    v = np.square(f / np.float32(127.5)) * np.sign(f)
+    return np.where(q == INT8_NODATA, np.float32(np.nan), v).astype(np.float32)
+
+
+def _signature(geobox, bands: Sequence, dtype: str, chunk: int, attrs: dict) -> dict:
+    """What must match for an existing store to be resumed instead of refused."""
+    a = geobox.affine
+    return {
+        "crs": str(geobox.crs),
+        "transform": [a.a, a.b, a.c, a.d, a.e, a.f],
+        "shape": [int(s) for s in geobox.shape.yx],
+        "bands": [b if isinstance(b, str) else int(b) for b in bands],
+        "dtype": dtype,
+        "chunk": int(chunk),
+        "attrs": json.loads(json.dumps(attrs, default=str)),
+    }
+
+
+def _read_root_attrs(path: Path) -> dict:
+    meta = path / "zarr.json"
+    if not meta.is_file():
+        raise DataError(f"{path} is not a Zarr v3 store (no zarr.json); give an embedding cube written by `aef embed` or `aef features`.")
+    return json.loads(meta.read_text()).get("attributes", {})
+
+
+def store_attrs(path: str | Path) -> dict:
+    """The store's `aef:embedding` attributes (DataError if it is not an embedding store)."""
+    attrs = _read_root_attrs(Path(path)).get(ATTR)
+    if attrs is None:
+        raise DataError(f"{path} has no `{ATTR}` attributes; it is not an aef embedding cube.")
+    return attrs
+
+
+def create_store(path: str | Path, geobox, bands: Sequence, dtype: str, chunk: int, attrs: dict, overwrite: bool = False) -> None:
+    """Write the store template: coordinates, CRS, attributes, no chunk data.
+
+    geobox: odc.geo GeoBox of the cube (y, x). bands: 0..63 for embeddings or
+    feature names. dtype: "int8" (AEF quantisation) or "float32". chunk: tile
+    size in pixels. attrs: extra root attributes (period, model, command ...).
+    An existing store with the same geometry and attrs is kept (resume); one
+    made differently is refused unless `overwrite`.
+    """
+    import dask.array as da
+    import rioxarray  # noqa: F401  (registers .rio)
+    import xarray as xr
+    from odc.geo.xr import xr_coords
+
+    if dtype not in DTYPES:
+        raise InputError(f"embedding dtype must be one of {', '.join(DTYPES)}, not {dtype!r}.")
+    if chunk < 1:
+        raise InputError(f"chunk must be a positive number of pixels, not {chunk}.")
+    path = Path(path)
+    sig = _signature(geobox, bands, dtype, chunk, attrs)
+    if path.exists():
+        if overwrite:
+            shutil.rmtree(path)
+        else:
+            try:
+                old = store_attrs(path).get("signature")
+            except DataError:
+                old = None
+            if old == sig:
+                return
+            raise InputError(f"{path} exists and was made with other settings; choose another --out or pass --overwrite.")
+
+    ny, nx = (int(s) for s in geobox.shape.yx)
+    nb = len(bands)
+    fill = INT8_NODATA if dtype == "int8" else np.nan
+    data = da.full((ny, nx, nb), fill, dtype=dtype, chunks=(chunk, chunk, nb))
+    coords = xr_coords(geobox)
+    band = np.array(list(bands), dtype=object) if isinstance(bands[0], str) else np.asarray(bands, dtype=np.int32)
+    ds = xr.Dataset({VAR: (("y", "x", "band"), data)}, coords={"y": coords["y"], "x": coords["x"], "band": band})
+    for c in ("x", "y"):
+        ds[c].attrs.pop("crs", None)
+    ds = ds.rio.write_crs(geobox.crs.to_wkt()).rio.write_transform(geobox.affine)
+    ds[VAR].attrs["aef:quantisation"] = "aef-int8-sqrt" if dtype == "int8" else "none"
+    ds.attrs[ATTR] = {**sig["attrs"], "format": FORMAT, "complete": False, "dtype": dtype, "signature": sig}
+    # An explicit encoding replaces rioxarray's: repeat grid_mapping or the CRS is lost.
+    # zarr's own fill_value (not a CF _FillValue) makes unwritten chunks read as nodata.
+    enc = {VAR: {"chunks": (chunk, chunk, nb), "grid_mapping": "spatial_ref", "fill_value": fill}}
+    tmp = path.with_name(path.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    ds.to_zarr(tmp, mode="w", zarr_format=3, encoding=enc, consolidated=False, compute=False)
+    tmp.rename(path)
+
+
+def _open_array(path: Path, mode: str = "r"):
+    import zarr
+
+    try:
+        return zarr.open_array(path / VAR, mode=mode, config={"write_empty_chunks": True})
+    except (FileNotFoundError, ValueError) as err:
+        raise DataError(f"{path} has no `{VAR}` array ({err}); it is not an aef embedding cube.") from None
+
+
+def write_block(path: str | Path, block: np.ndarray, row0: int, col0: int) -> None:
+    """Write a (h, w, C) float32 block (NaN = nodata) at pixel (row0, col0).
+
+    The block must start on a chunk boundary and cover whole chunks (or reach the
+    cube's edge), so each chunk is written once and atomically (zarr writes a
+    `.partial` file and renames it). int8 stores quantise here.
+    """
+    path = Path(path)
+    arr = _open_array(path, "r+")
+    ny, nx, nb = arr.shape
+    ch = arr.chunks[0]
+    h, w = block.shape[:2]
+    if block.ndim != 3 or block.shape[2] != nb:
+        raise ValueError(f"block shape {block.shape} does not match the store's {nb} bands")
+    if row0 % ch or col0 % ch:
+        raise ValueError(f"block origin ({row0}, {col0}) is not on the {ch}-pixel chunk grid")
+    r1, c1 = row0 + h, col0 + w
+    if r1 > ny or c1 > nx or (r1 % ch and r1 != ny) or (c1 % ch and c1 != nx):
+        raise ValueError(f"block ({row0}:{r1}, {col0}:{c1}) does not end on a chunk boundary or the cube edge ({ny}, {nx})")
+    values = quantise(block) if arr.dtype == np.int8 else np.asarray(block, dtype=np.float32)
+    arr[row0:r1, col0:c1, :] = values
+
+
+def chunk_done(path: str | Path) -> set[tuple[int, int]]:
+    """(chunk row, chunk col) indices already on disk, after deleting stray `*.partial` files."""
+    root = Path(path) / VAR
+    for stray in root.rglob("*.partial"):
+        stray.unlink()
+    done = set()
+    base = root / "c"
+    if base.is_dir():
+        for f in base.glob("*/*/*"):
+            if f.is_file() and all(p.isdigit() for p in f.relative_to(base).parts):
+                i, j, _ = (int(p) for p in f.relative_to(base).parts)
+                done.add((i, j))
+    return done
+
+
+def mark_complete(path: str | Path, extra_attrs: dict | None = None) -> None:
+    """Set `complete: true` (and any extra attributes) last, atomically."""
+    path = Path(path)
+    meta = path / "zarr.json"
+    doc = json.loads(meta.read_text())
+    attrs = doc.setdefault("attributes", {}).setdefault(ATTR, {})
+    attrs.update(json.loads(json.dumps(extra_attrs or {}, default=str)))
+    attrs["complete"] = True
+    tmp = meta.with_name("zarr.json.tmp")
+    tmp.write_text(json.dumps(doc, indent=2))
+    tmp.replace(meta)
+
+
+def open_embeddings(path: str | Path, allow_incomplete: bool = False):
+    """The cube as a lazy (y, x, band) float32 xarray.DataArray, dequantised, `.rio.crs` set.
+
+    Raises DataError when the store is missing, not an embedding cube, or not
+    complete (unless `allow_incomplete`).
+    """
+    import dask.array as da
+    import rioxarray  # noqa: F401  (registers .rio)
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"embedding cube {path} does not exist.")
+    attrs = store_attrs(path)
+    if not attrs.get("complete") and not allow_incomplete:
+        raise DataError(f"embedding cube {path} is incomplete; re-run the command that writes it to finish it.")
+    ds = xr.open_zarr(path, decode_coords="all", consolidated=False, mask_and_scale=False)
+    arr = ds[VAR]
+    if arr.dtype == np.int8:
+        data = da.map_blocks(dequantise, arr.data, dtype=np.float32)
+    else:
+        data = arr.data.astype(np.float32)
+    out = arr.copy(data=data)
+    out.attrs = {k: v for k, v in arr.attrs.items() if k != "aef:quantisation"}
+    out.attrs[ATTR] = attrs
+    out.encoding = {}
+    return out.rio.write_crs(ds.rio.crs)
