@@ -1,0 +1,378 @@
+"""The ingested cube: a Zarr v3 store with one group per source (docs/formats.md section 1).
+
+Layout of each source group (``s2``, ``s1``, ``landsat``):
+- ``raw`` float32 (time, band, y, x), physical units, NaN = nodata;
+- ``valid`` bool (time, y, x);
+- ``frame_state`` int8 (time,): 0 pending, 1 written, 2 skipped (broken asset);
+  it is what makes frame-by-frame writes resumable;
+- coords ``time`` (int64 ns since epoch on disk), ``band``, ``y``, ``x``, ``item_id``, ``spatial_ref``;
+- attrs ``aef:norm`` (NormStats.to_dict()) once statistics are computed.
+
+The root attribute ``aef:cube`` holds the grid, the request and provenance;
+its ``complete`` flag turns true last (`CubeWriter.finish`). The store skeleton
+is written to a temporary sibling and renamed into place, so a path either holds
+a whole skeleton or nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from aefcli.errors import DataError, InputError
+from aefcli.normalise import NormStats, RunningStats, standardise
+
+CUBE_ATTR = "aef:cube"
+NORM_ATTR = "aef:norm"
+FORMAT = 1
+PENDING, WRITTEN, SKIPPED = 0, 1, 2
+DEFAULT_CHUNK = 512
+
+
+def _geobox(crs: str, transform: Iterable[float], shape: Iterable[int]):
+    from affine import Affine
+    from odc.geo.geobox import GeoBox
+
+    ny, nx = (int(v) for v in shape)
+    return GeoBox((ny, nx), Affine(*list(transform)[:6]), crs)
+
+
+def geobox_attrs(geobox) -> dict[str, Any]:
+    """The grid as JSON: crs ("EPSG:xxxxx" or WKT), transform [a, b, c, d, e, f], shape [ny, nx]."""
+    epsg = geobox.crs.epsg
+    return {
+        "crs": f"EPSG:{epsg}" if epsg else geobox.crs.to_wkt(),
+        "transform": [float(v) for v in tuple(geobox.affine)[:6]],
+        "shape": [int(geobox.shape.y), int(geobox.shape.x)],
+    }
+
+
+@dataclass(frozen=True)
+class SourceLayout:
+    """What a source group will hold: frame times (datetime64[ns]), band names, item ids per frame."""
+
+    times: np.ndarray
+    bands: tuple[str, ...]
+    item_ids: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        times = np.asarray(self.times).astype("datetime64[ns]")
+        object.__setattr__(self, "times", times)
+        object.__setattr__(self, "bands", tuple(str(b) for b in self.bands))
+        object.__setattr__(self, "item_ids", tuple(str(i) for i in self.item_ids))
+        if len(times) != len(self.item_ids):
+            raise InputError("a source layout needs one item id per frame")
+        if not self.bands:
+            raise InputError("a source layout needs at least one band")
+
+
+@dataclass(frozen=True)
+class SourceArrays:
+    """A whole source in memory, for `write_cube` (tests, small cubes).
+
+    raw (T, C, y, x) float32 physical units, NaN = nodata; valid (T, y, x) bool;
+    times (T,) datetime64[ns]; norm None -> computed from the data.
+    """
+
+    raw: np.ndarray
+    valid: np.ndarray
+    times: np.ndarray
+    bands: tuple[str, ...]
+    item_ids: tuple[str, ...] | None = None
+    norm: NormStats | None = None
+
+    def layout(self) -> SourceLayout:
+        ids = self.item_ids or tuple(f"frame-{i}" for i in range(len(self.times)))
+        return SourceLayout(np.asarray(self.times), tuple(self.bands), tuple(ids))
+
+
+def _source_dataset(layout: SourceLayout, geobox, chunk: int):
+    import dask.array as da
+    import rioxarray  # noqa: F401  (registers the .rio accessor)
+    import xarray as xr
+
+    ny, nx = geobox.shape.y, geobox.shape.x
+    nt, nc = len(layout.times), len(layout.bands)
+    cy, cx = min(chunk, ny), min(chunk, nx)
+    coords = geobox.coordinates  # pixel centres, metres
+    ds = xr.Dataset(
+        {
+            "raw": (("time", "band", "y", "x"), da.full((nt, nc, ny, nx), np.nan, dtype="float32", chunks=(1, nc, cy, cx))),
+            "valid": (("time", "y", "x"), da.zeros((nt, ny, nx), dtype=bool, chunks=(1, cy, cx))),
+            "frame_state": (("time",), np.zeros(nt, dtype="int8")),
+        },
+        coords={
+            "time": layout.times,
+            "band": np.array(layout.bands, dtype=object),
+            "y": coords["y"].values,
+            "x": coords["x"].values,
+            "item_id": ("time", np.array(layout.item_ids, dtype=object)),
+        },
+    )
+    ds = ds.rio.write_crs(geobox.crs.to_wkt()).rio.write_transform(geobox.affine)
+    # An explicit encoding replaces rioxarray's: repeat grid_mapping or the CRS is lost.
+    enc = {
+        "raw": {"chunks": (1, nc, cy, cx), "grid_mapping": "spatial_ref"},
+        "valid": {"chunks": (1, cy, cx), "grid_mapping": "spatial_ref"},
+        "time": {"units": "nanoseconds since 1970-01-01", "dtype": "int64", "calendar": "proleptic_gregorian"},
+    }
+    return ds, enc
+
+
+def create_cube(path: str | Path, layouts: dict[str, SourceLayout], geobox, attrs: dict[str, Any] | None = None,
+                chunk: int = DEFAULT_CHUNK) -> "CubeWriter":
+    """Write an empty cube skeleton (all frames pending, complete=false) and return its writer.
+
+    The skeleton is built in a temporary sibling and renamed into place. InputError
+    when `path` exists or its parent cannot be written.
+    """
+    import zarr
+
+    path = Path(path)
+    if path.exists():
+        raise InputError(f"{path} already exists; remove it or choose another --out")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        root = zarr.open_group(str(tmp), mode="w", zarr_format=3)
+        cube_attrs = {"format": FORMAT, "complete": False, "sources": list(layouts), **geobox_attrs(geobox), **(attrs or {})}
+        root.attrs[CUBE_ATTR] = json.loads(json.dumps(cube_attrs, default=str))
+        for name, layout in layouts.items():
+            ds, enc = _source_dataset(layout, geobox, chunk)
+            ds.to_zarr(str(tmp), group=name, mode="w", zarr_format=3, compute=False, consolidated=False, encoding=enc)
+        os.replace(tmp, path)
+    except PermissionError as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise InputError(f"cannot write {path}: {err.strerror}; choose a writable --out") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return CubeWriter(path)
+
+
+class CubeWriter:
+    """Frame-by-frame writes into an existing (possibly half-written) cube skeleton."""
+
+    def __init__(self, path: str | Path) -> None:
+        import zarr
+
+        self.path = Path(path)
+        # zarr writes chunks to *.partial then renames; a kill can leave one behind.
+        for stray in self.path.rglob("*.partial"):
+            stray.unlink(missing_ok=True)
+        self.root = zarr.open_group(str(self.path), mode="r+")
+        self.attrs: dict[str, Any] = dict(self.root.attrs.get(CUBE_ATTR) or {})
+        if not self.attrs:
+            raise DataError(f"{self.path} is not an aef cube (no {CUBE_ATTR} attribute)")
+
+    def frame_state(self, source: str) -> np.ndarray:
+        """(T,) int8: 0 pending, 1 written, 2 skipped."""
+        return np.asarray(self.root[source]["frame_state"][:])
+
+    def write_frame(self, source: str, t: int, raw, valid) -> None:
+        """Store frame t: raw (C, y, x) float32 and valid (y, x) bool, numpy or dask (computed chunk by chunk)."""
+        group = self.root[source]
+        if hasattr(raw, "dask") or hasattr(valid, "dask"):
+            import dask.array as da
+
+            da.store([raw, valid], [_Frame(group["raw"], t), _Frame(group["valid"], t)], lock=False)
+        else:
+            group["raw"][t] = np.asarray(raw, dtype=np.float32)
+            group["valid"][t] = np.asarray(valid, dtype=bool)
+
+    def mark(self, source: str, t: int, state: int) -> None:
+        """Record frame t as WRITTEN or SKIPPED; done after its data, so a kill re-does it."""
+        self.root[source]["frame_state"][t] = state
+
+    def skip_frame(self, source: str, t: int) -> None:
+        """A broken frame: all nodata, invalid, marked skipped."""
+        group = self.root[source]
+        group["raw"][t] = np.nan
+        group["valid"][t] = False
+        self.mark(source, t, SKIPPED)
+
+    def set_norm(self, source: str, stats: NormStats) -> None:
+        self.root[source].attrs[NORM_ATTR] = stats.to_dict()
+
+    def update_attrs(self, **extra: Any) -> None:
+        self.attrs.update(json.loads(json.dumps(extra, default=str)))
+        self.root.attrs[CUBE_ATTR] = self.attrs
+
+    def finish(self, **extra: Any) -> None:
+        """Set `complete` true (last write), with any final attributes."""
+        if any((self.frame_state(s) == PENDING).any() for s in self.attrs["sources"]):
+            raise DataError(f"{self.path}: some frames are still pending; cannot mark the cube complete")
+        self.update_attrs(**extra, complete=True)
+
+
+class _Frame:
+    """A dask.store target that writes into time index t of a zarr array."""
+
+    def __init__(self, array, t: int) -> None:
+        self.array, self.t = array, t
+
+    def __setitem__(self, key, value) -> None:
+        self.array[(self.t,) + tuple(key)] = value
+
+
+def source_stats(path: str | Path, source: str, transform: str, block: int = DEFAULT_CHUNK) -> NormStats:
+    """Per-band statistics of T(raw) over valid pixels of one source, read block by block (bounded memory)."""
+    import zarr
+
+    group = zarr.open_group(str(path), mode="r")[source]
+    raw, valid = group["raw"], group["valid"]
+    bands = tuple(str(b) for b in group["band"][:])
+    state = np.asarray(group["frame_state"][:])
+    acc = RunningStats(bands, transform)
+    _, _, ny, nx = raw.shape
+    for t in np.flatnonzero(state == WRITTEN):
+        for y0 in range(0, ny, block):
+            for x0 in range(0, nx, block):
+                ys, xs = slice(y0, y0 + block), slice(x0, x0 + block)
+                acc.add(raw[t, :, ys, xs], valid[t, ys, xs])
+    return acc.result()
+
+
+def write_cube(path: str | Path, sources: dict[str, SourceArrays], geobox, attrs: dict[str, Any] | None = None,
+               chunk: int = DEFAULT_CHUNK) -> Path:
+    """Write a complete cube from in-memory arrays (statistics computed where `norm` is None)."""
+    from aefcli.bands import transform_for
+
+    writer = create_cube(path, {name: arr.layout() for name, arr in sources.items()}, geobox, attrs, chunk)
+    for name, arr in sources.items():
+        for t in range(len(arr.times)):
+            writer.write_frame(name, t, arr.raw[t], arr.valid[t])
+            writer.mark(name, t, WRITTEN)
+        writer.set_norm(name, arr.norm or source_stats(path, name, transform_for(name)))
+    writer.finish()
+    return Path(path)
+
+
+@dataclass(frozen=True)
+class SourceWindow:
+    """A window of one source. values (T, C, h, w) float32 standardised, 0 where invalid;
+    valid (T, h, w) bool (overhang and nodata invalid); times (T,) datetime64[ns]; bands (C,)."""
+
+    values: np.ndarray
+    valid: np.ndarray
+    times: np.ndarray
+    bands: tuple[str, ...] = field(default=())
+
+
+def _as_datetime64(value) -> np.datetime64:
+    if isinstance(value, np.datetime64):
+        return value.astype("datetime64[ns]")
+    if hasattr(value, "tzinfo") and getattr(value, "tzinfo", None) is not None:
+        value = value.astimezone(__import__("datetime").timezone.utc).replace(tzinfo=None)
+    return np.datetime64(value, "ns")
+
+
+class Cube:
+    """A complete ingested cube, opened for reading (see `open_cube`)."""
+
+    def __init__(self, path: Path, root) -> None:
+        self.path = path
+        self._root = root
+        self.attrs: dict[str, Any] = dict(root.attrs[CUBE_ATTR])
+        self.geobox = _geobox(self.attrs["crs"], self.attrs["transform"], self.attrs["shape"])
+        self.sources: tuple[str, ...] = tuple(self.attrs["sources"])
+        self.bands: dict[str, tuple[str, ...]] = {}
+        self.times: dict[str, np.ndarray] = {}
+        self.item_ids: dict[str, tuple[str, ...]] = {}
+        self.norm: dict[str, NormStats | None] = {}
+        self._frames: dict[str, np.ndarray] = {}
+        for s in self.sources:
+            g = root[s]
+            kept = np.flatnonzero(np.asarray(g["frame_state"][:]) == WRITTEN)  # skipped frames are dropped
+            self._frames[s] = kept
+            self.bands[s] = tuple(str(b) for b in g["band"][:])
+            self.times[s] = np.asarray(g["time"][:], dtype="int64")[kept].astype("datetime64[ns]")
+            self.item_ids[s] = tuple(str(i) for i in np.asarray(g["item_id"][:])[kept])
+            norm = g.attrs.get(NORM_ATTR)
+            self.norm[s] = NormStats.from_dict(norm) if norm else None
+
+    def __repr__(self) -> str:
+        frames = ", ".join(f"{s}: {len(self.times[s])} frames x {len(self.bands[s])} bands" for s in self.sources)
+        return f"Cube({str(self.path)!r}, shape={tuple(self.attrs['shape'])}, {frames})"
+
+    def frame_indices(self, source: str, period=None) -> np.ndarray:
+        """Positions in `times[source]` whose time lies in [t0, t1)."""
+        times = self.times[source]
+        if period is None:
+            return np.arange(len(times))
+        t0, t1 = (_as_datetime64(p) for p in period)
+        return np.flatnonzero((times >= t0) & (times < t1))
+
+    def read_window(self, source: str, rows: slice, cols: slice, period=None, norm: NormStats | None = None) -> SourceWindow:
+        """Standardised values of a (rows, cols) window; it may overhang the cube (overhang is invalid).
+
+        rows, cols: slices of pixel indices with explicit start and stop (negative = before the edge).
+        period: (t0, t1) anything numpy reads as a datetime, end exclusive. norm: statistics to use
+        (e.g. a checkpoint's); default the cube's own.
+        """
+        if source not in self.sources:
+            raise DataError(f"cube {self.path} has no source {source!r}; it has {list(self.sources)}")
+        stats = norm or self.norm[source]
+        if stats is None:
+            raise DataError(f"cube {self.path} has no statistics for {source}; run `aef preprocess {self.path}`")
+        stats = stats.select(self.bands[source])
+        r0, r1, c0, c1 = rows.start or 0, rows.stop, cols.start or 0, cols.stop
+        if r1 is None or c1 is None or r1 < r0 or c1 < c0:
+            raise InputError("read_window needs rows and cols slices with explicit start <= stop")
+        ny, nx = self.attrs["shape"]
+        idx = self.frame_indices(source, period)
+        t_store = self._frames[source][idx]
+        nc, h, w = len(self.bands[source]), r1 - r0, c1 - c0
+        values = np.zeros((len(idx), nc, h, w), dtype=np.float32)
+        valid = np.zeros((len(idx), h, w), dtype=bool)
+        ir0, ir1, ic0, ic1 = max(r0, 0), min(r1, ny), max(c0, 0), min(c1, nx)
+        if len(idx) and ir1 > ir0 and ic1 > ic0:
+            g = self._root[source]
+            sel = np.asarray(t_store)
+            raw = np.asarray(g["raw"].get_orthogonal_selection((sel, slice(None), slice(ir0, ir1), slice(ic0, ic1))))
+            ok = np.asarray(g["valid"].get_orthogonal_selection((sel, slice(ir0, ir1), slice(ic0, ic1))))
+            z = standardise(raw, stats)
+            ok &= np.isfinite(z).all(axis=1)
+            z = np.where(ok[:, None], z, 0.0).astype(np.float32)
+            values[:, :, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = z
+            valid[:, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = ok
+        return SourceWindow(values, valid, self.times[source][idx], self.bands[source])
+
+    def read_raw(self, source: str, t: int) -> tuple[np.ndarray, np.ndarray]:
+        """Frame t (position in `times[source]`): raw (C, y, x) physical units and valid (y, x)."""
+        g = self._root[source]
+        ts = int(self._frames[source][t])
+        return np.asarray(g["raw"][ts]), np.asarray(g["valid"][ts])
+
+
+def read_cube_attrs(path: str | Path) -> dict[str, Any] | None:
+    """The `aef:cube` attributes of a store, or None when `path` is not a cube."""
+    import zarr
+
+    try:
+        root = zarr.open_group(str(path), mode="r")
+    except Exception:  # noqa: BLE001  (any unreadable store is "not a cube")
+        return None
+    attrs = root.attrs.get(CUBE_ATTR)
+    return dict(attrs) if attrs else None
+
+
+def open_cube(path: str | Path, require_complete: bool = True) -> Cube:
+    """Open a cube for reading; DataError when missing, not a cube, or not marked complete."""
+    import zarr
+
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"cube {path} does not exist; create it with `aef ingest`")
+    attrs = read_cube_attrs(path)
+    if attrs is None:
+        raise DataError(f"{path} is not an aef cube (no {CUBE_ATTR} attribute)")
+    if require_complete and not attrs.get("complete"):
+        raise DataError(f"cube {path} is incomplete (an ingest was interrupted); re-run the same `aef ingest` to finish it")
+    return Cube(path, zarr.open_group(str(path), mode="r"))
