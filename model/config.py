@@ -1,0 +1,155 @@
+"""Model configuration: frozen, validated dataclasses and the named presets.
+
+The config is JSON-serialisable (`to_dict` / `from_dict`) because every
+checkpoint stores the exact config it was trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+_LOSS_KINDS = ("l1", "l2")
+_POSITIONS = ("alibi", "learned")
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """One input source (e.g. "s2", "s1", "landsat").
+
+    name: key used in `VideoBatch.sources`; channels: bands per frame (C_m);
+    loss: reconstruction loss for this source ("l1" | "l2").
+    """
+
+    name: str
+    channels: int
+    loss: str = "l1"
+
+    def __post_init__(self) -> None:
+        if not self.name or not self.name.isidentifier():
+            raise ValueError(f"source name must be an identifier, got {self.name!r}")
+        if self.channels < 1:
+            raise ValueError(f"source {self.name!r}: channels must be >= 1, got {self.channels}")
+        if self.loss not in _LOSS_KINDS:
+            raise ValueError(f"source {self.name!r}: loss must be one of {_LOSS_KINDS}, got {self.loss!r}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture and objective settings of the embedding field model.
+
+    Widths are channels of the three STP paths: precision (3x3 convs at L/2),
+    time (time-axial attention at L/8) and space (2D-ALiBi attention at L/16).
+    kappa is the fixed vMF concentration of the training bottleneck.
+    a, b, c, d weight reconstruction, batch uniformity, consistency and text.
+    """
+
+    sources: tuple[SourceSpec, ...]
+    embed_dim: int = 64
+    precision_width: int = 32
+    time_width: int = 64
+    space_width: int = 128
+    depth: int = 4
+    time_heads: int = 4
+    space_heads: int = 4
+    summary_heads: int = 4
+    mlp_ratio: float = 4.0
+    timecode_dim: int = 32
+    decoder_width: int = 64
+    kappa: float = 8192.0
+    a: float = 1.0
+    b: float = 0.05
+    c: float = 0.02
+    d: float = 0.001
+    radar_optical_weight: float = 0.0
+    radar_optical_pair: tuple[str, str] = ("s2", "s1")
+    text_dim: int = 384
+    position: str = "alibi"
+    position_grid: int = 8  # patches per side of the learned table (position="learned" only)
+
+    def __post_init__(self) -> None:
+        srcs = tuple(self.sources)
+        if not srcs:
+            raise ValueError("ModelConfig needs at least one source")
+        if not all(isinstance(s, SourceSpec) for s in srcs):
+            raise ValueError("sources must be SourceSpec instances")
+        names = [s.name for s in srcs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate source names: {names}")
+        object.__setattr__(self, "sources", srcs)
+        object.__setattr__(self, "radar_optical_pair", tuple(self.radar_optical_pair))
+        for name, heads in (("time", self.time_heads), ("space", self.space_heads)):
+            width = getattr(self, f"{name}_width")
+            if width % heads:
+                raise ValueError(f"{name}_width {width} is not divisible by {name}_heads {heads}")
+        if self.precision_width % self.summary_heads:
+            raise ValueError("precision_width must be divisible by summary_heads")
+        positive = ("embed_dim", "precision_width", "time_width", "space_width", "depth",
+                    "timecode_dim", "decoder_width", "text_dim", "position_grid")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.timecode_dim % 2:
+            raise ValueError("timecode_dim must be even (sin/cos pairs)")
+        if self.kappa <= 0:
+            raise ValueError(f"kappa must be > 0, got {self.kappa}")
+        for name in ("a", "b", "c", "d", "radar_optical_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"loss weight {name} must be >= 0")
+        if self.position not in _POSITIONS:
+            raise ValueError(f"position must be one of {_POSITIONS}, got {self.position!r}")
+        if len(self.radar_optical_pair) != 2:
+            raise ValueError("radar_optical_pair must name two sources")
+
+    @property
+    def source_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.sources)
+
+    def source(self, name: str) -> SourceSpec:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(f"unknown source {name!r}; the model knows {self.source_names}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (lists instead of tuples)."""
+        d = asdict(self)
+        d["sources"] = [asdict(s) for s in self.sources]
+        d["radar_optical_pair"] = list(self.radar_optical_pair)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        """Inverse of `to_dict`; unknown keys raise ValueError."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig keys: {sorted(unknown)}")
+        kw = dict(d)
+        kw["sources"] = tuple(SourceSpec(**s) for s in d["sources"])
+        if "radar_optical_pair" in kw:
+            kw["radar_optical_pair"] = tuple(kw["radar_optical_pair"])
+        return cls(**kw)
+
+
+_PRESETS: dict[str, dict[str, Any]] = {
+    # unit tests: forward+backward on 2 x (L=32) well under a second on CPU
+    "tiny": dict(precision_width=16, time_width=32, space_width=32, depth=1, time_heads=2,
+                 space_heads=2, summary_heads=2, mlp_ratio=2.0, timecode_dim=16, decoder_width=32),
+    # trainable on CPU
+    "small": dict(precision_width=32, time_width=64, space_width=128, depth=4, time_heads=4,
+                  space_heads=4, summary_heads=4, timecode_dim=32, decoder_width=64),
+    # the paper's scale as far as it is known (15 blocks, 128 / 512 / 1024); for GPUs
+    "base": dict(precision_width=128, time_width=512, space_width=1024, depth=15, time_heads=8,
+                 space_heads=16, summary_heads=8, timecode_dim=64, decoder_width=128),
+}
+
+
+def preset(name: str, sources: tuple[SourceSpec, ...], **overrides: Any) -> ModelConfig:
+    """The named preset ('tiny' | 'small' | 'base') for these sources, with optional overrides."""
+    if name not in _PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(_PRESETS)}")
+    return replace(ModelConfig(sources=tuple(sources), **_PRESETS[name]), **overrides)
+
+
+PRESETS = tuple(_PRESETS)

@@ -1,0 +1,41 @@
+"""The embedding field model: STP encoder + period summary (+ vMF, decoder for training)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from model.batch import VideoBatch
+from model.config import ModelConfig
+from model.decoder import Decoder
+from model.encoder import STPEncoder
+from model.summary import SummaryHead
+from model.vmf import sample_vmf
+
+
+class EmbeddingFieldModel(nn.Module):
+    """forward(video) -> mu (B, L, L, embed_dim) unit vectors summarising video.period.
+
+    Training-only parts (decoder, text projection) live here too so one
+    state dict holds the whole model; inference uses only encoder + summary.
+    """
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = STPEncoder(cfg)
+        self.summary = SummaryHead(cfg)
+        self.decoder = Decoder(cfg)
+        # frozen text embeddings come with the batch; only this projection learns
+        self.text_proj = nn.Linear(cfg.text_dim, cfg.embed_dim)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+
+    def forward(self, video: VideoBatch) -> torch.Tensor:
+        """video -> mu (B, L, L, embed_dim), float32 unit vectors."""
+        return self.summary(self.encoder(video), video.period)
+
+    def sample(self, mu: torch.Tensor) -> torch.Tensor:
+        """The vMF bottleneck: one sample around each mu with concentration cfg.kappa."""
+        return sample_vmf(mu, self.cfg.kappa)

@@ -1,0 +1,171 @@
+"""The space-time-precision (STP) encoder.
+
+Per-source input encoders bring every source's frames to the precision width
+at L/2; frames of all sources are then processed together by a stack of STP
+blocks with three parallel paths that exchange features through a learnable
+Laplacian pyramid every block:
+  precision  3x3 convs per frame at L/2        (N, P, L/2, L/2), N = B*T
+  time       time-axial attention at L/8       (N, Tw, L/8, L/8), attention over T
+  space      2D-ALiBi attention per frame, L/16 (N, S, L/16, L/16)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
+
+from model.alibi import alibi_bias
+from model.batch import VideoBatch
+from model.config import ModelConfig
+from model.layers import ConvLayer, TransformerLayer
+from model.pyramid import LaplacianPyramid, Resample
+from model.timecode import timecode
+
+PATCH = 2  # input pixels per precision cell
+TIME_FACTOR, SPACE_FACTOR = 4, 2  # L/2 -> L/8 -> L/16
+
+
+@dataclass
+class Encoded:
+    """Encoder output: per-frame precision features and what the summary needs.
+
+    features: (B, T, P, L/2, L/2); times: (B, T) days; key_ok: (B, T, L/2, L/2) bool,
+    the frame saw a valid pixel in that cell (masked frames are never attended to).
+    """
+
+    features: torch.Tensor
+    times: torch.Tensor
+    key_ok: torch.Tensor
+
+
+def _pool_any(mask: torch.Tensor, factor: int) -> torch.Tensor:
+    """(B, T, H, W) bool -> (B, T, H/f, W/f) bool: any True inside each f x f cell."""
+    return F.max_pool2d(mask.float(), factor).bool()
+
+
+class Conv1x1(nn.Conv2d):
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__(cin, cout, 1)
+
+
+class STPBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        p, t, s = cfg.precision_width, cfg.time_width, cfg.space_width
+        self.precision = ConvLayer(p)
+        self.time = TransformerLayer(t, cfg.time_heads, cfg.mlp_ratio)
+        self.time_cond = nn.Linear(cfg.timecode_dim, t)
+        self.space = TransformerLayer(s, cfg.space_heads, cfg.mlp_ratio)
+        self.pyramid = LaplacianPyramid(p, (TIME_FACTOR, SPACE_FACTOR))
+        self.p_to_t, self.p_to_s = Conv1x1(p, t), Conv1x1(p, s)
+        self.t_to_p, self.s_to_p = Conv1x1(t, p), Conv1x1(s, p)
+
+    def forward(self, xp: torch.Tensor, xt: torch.Tensor, xs: torch.Tensor, b: int,
+                tc: torch.Tensor, time_mask: torch.Tensor, space_mask: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """xp (N,P,h2,w2), xt (N,Tw,h8,w8), xs (N,S,h16,w16); tc (B,T,tc_dim); N = b*T."""
+        h8, w8 = xt.shape[-2:]
+        h16, w16 = xs.shape[-2:]
+        # the three paths, in parallel
+        xp = self.precision(xp)
+        seq = rearrange(xt, "(b t) c h w -> (b h w) t c", b=b)
+        cond = repeat(self.time_cond(tc), "b t c -> (b h w) t c", h=h8, w=w8)
+        seq = self.time(seq, time_mask, cond)
+        xt = rearrange(seq, "(b h w) t c -> (b t) c h w", b=b, h=h8, w=w8)
+        tok = self.space(rearrange(xs, "n c h w -> n (h w) c"), space_mask)
+        xs = rearrange(tok, "n (h w) c -> n c h w", h=h16, w=w16)
+        # exchange: coarse paths read the pyramid's low-pass levels of the precision path;
+        # the precision path gets the time / space messages as its L/8 and L/16 bands,
+        # brought back to L/2 by the learned upsamplers (identity when messages are 0)
+        (g8, g16), (l2, l8) = self.pyramid.decompose(xp)
+        xt = xt + self.p_to_t(g8)
+        xs = xs + self.p_to_s(g16)
+        xp = self.pyramid.reconstruct(g16 + self.s_to_p(xs), [l2, l8 + self.t_to_p(xt)])
+        return xp, xt, xs
+
+
+class STPEncoder(nn.Module):
+    """VideoBatch -> Encoded (per-frame features at L/2 for the summary head)."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        p, t, s = cfg.precision_width, cfg.time_width, cfg.space_width
+        # per-source input encoders: (C_m + valid flag) x 2 x 2 patch -> P
+        self.inputs = nn.ModuleDict(
+            {src.name: nn.Conv2d(src.channels + 1, p, PATCH, stride=PATCH) for src in cfg.sources})
+        self.source_embed = nn.ParameterDict(
+            {src.name: nn.Parameter(torch.randn(p) * 0.02) for src in cfg.sources})
+        self.input_time = nn.Linear(cfg.timecode_dim, p)
+        self.stem_down8, self.stem_down16 = Resample(p, TIME_FACTOR, "down"), Resample(p, SPACE_FACTOR, "down")
+        self.stem_t, self.stem_s = Conv1x1(p, t), Conv1x1(p, s)
+        if cfg.position == "learned":  # baseline only: learned absolute positions at L/16
+            self.pos_embed = nn.Parameter(torch.randn(1, s, cfg.position_grid, cfg.position_grid) * 0.02)
+        self.blocks = nn.ModuleList(STPBlock(cfg) for _ in range(cfg.depth))
+
+    def _embed_inputs(self, video: VideoBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> x (B, T, P, h2, w2), times (B, T), frame_ok (B, T), valid (B, T, L, L), all sources."""
+        feats, times, oks, valids = [], [], [], []
+        for name, frames in video.sources.items():
+            if name not in self.inputs:
+                raise ValueError(f"unknown source {name!r}; the model knows {self.cfg.source_names}")
+            b, t, c, hh, ww = frames.values.shape
+            if c != self.cfg.source(name).channels:
+                raise ValueError(f"source {name!r} has {c} channels, the model expects "
+                                 f"{self.cfg.source(name).channels}")
+            if t == 0:
+                continue
+            ok = frames.frame_ok
+            valid = frames.valid & ok[..., None, None]
+            # invalid pixels carry zeros + a flag, so their (garbage) values never enter
+            x = torch.cat([torch.where(valid[:, :, None], frames.values, 0.0),
+                           valid[:, :, None].to(frames.values.dtype)], dim=2)
+            x = self.inputs[name](rearrange(x, "b t c h w -> (b t) c h w"))
+            x = rearrange(x, "(b t) c h w -> b t c h w", b=b)
+            x = x + self.source_embed[name][:, None, None]
+            feats.append(x)
+            times.append(frames.times)
+            oks.append(ok)
+            valids.append(valid)
+        if not feats:  # sources present but all with zero frames: one absent dummy frame
+            frames = next(iter(video.sources.values()))
+            b, _, _, hh, ww = frames.values.shape
+            p, dev = self.cfg.precision_width, frames.values.device
+            return (torch.zeros(b, 1, p, hh // PATCH, ww // PATCH, device=dev), video.period[:, :1],
+                    torch.zeros(b, 1, dtype=torch.bool, device=dev),
+                    torch.zeros(b, 1, hh, ww, dtype=torch.bool, device=dev))
+        return torch.cat(feats, 1), torch.cat(times, 1), torch.cat(oks, 1), torch.cat(valids, 1)
+
+    def forward(self, video: VideoBatch) -> Encoded:
+        b = video.batch_size
+        if not video.sources:
+            raise ValueError("the video has no source at all; give at least one (it may be all masked)")
+        x, times, frame_ok, valid = self._embed_inputs(video)
+        _, n_t, _, h2, w2 = x.shape
+        if h2 % 8 or w2 % 8:
+            raise ValueError(f"tile size must be a multiple of 16 pixels, got {2 * h2} x {2 * w2}")
+        tc = timecode(times, self.cfg.timecode_dim).to(x.dtype)  # (B, T, tc)
+        x = x + self.input_time(tc)[..., None, None]
+        xp = rearrange(x, "b t c h w -> (b t) c h w")
+        g8 = self.stem_down8(xp)
+        g16 = self.stem_down16(g8)
+        xt, xs = self.stem_t(g8), self.stem_s(g16)
+        h16, w16 = xs.shape[-2:]
+        space_mask = None
+        if self.cfg.position == "learned":
+            xs = xs + F.interpolate(self.pos_embed, size=(h16, w16), mode="bicubic", align_corners=False)
+        else:
+            space_mask = alibi_bias(h16, w16, self.cfg.space_heads, xs.device)[None]
+        # time attention: a frame is a key at an L/8 cell if it saw a valid pixel there;
+        # every query may see itself so that no row is empty (no NaN)
+        key8 = rearrange(_pool_any(valid, 2 * TIME_FACTOR), "b t h w -> (b h w) t")
+        eye = torch.eye(n_t, dtype=torch.bool, device=x.device)
+        time_mask = (key8[:, None, :] | eye)[:, None]  # (B*h8*w8, 1, T, T)
+        for block in self.blocks:
+            xp, xt, xs = block(xp, xt, xs, b, tc, time_mask, space_mask)
+        features = rearrange(xp, "(b t) c h w -> b t c h w", b=b)
+        return Encoded(features, times, _pool_any(valid, PATCH))
