@@ -73,7 +73,7 @@ def training_losses(model: EmbeddingFieldModel, batch: TrainBatch) -> LossTerms:
     mu = model(batch.teacher)  # (B, L, L, E)
     zero = mu.new_zeros(())
     recon = reconstruction_loss(model, model.sample(mu), batch.targets) if cfg.a > 0 else zero
-    uniform = uniformity_loss(mu)
+    uniform = uniformity_loss(mu) if cfg.b > 0 else zero
     consist = consistency_loss(model(batch.student), mu) if cfg.c > 0 else zero
     text = zero
     video = batch.teacher

@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 
 from model.batch import SourceFrames, TrainBatch, VideoBatch
-from model.config import ModelConfig
+from model.config import ModelConfig, SourceSpec
 
 DAY0 = 19358.0  # 2023-01-01 in days since 1970-01-01
+# channel counts of the usual sources, for synthetic batches only (the real table is aefcli's)
+EXAMPLE_SOURCES = (SourceSpec("s2", 10), SourceSpec("s1", 2, loss="l2"), SourceSpec("landsat", 7))
 
 
 def random_frames(channels: int, batch: int, frames: int, size: int,
