@@ -227,12 +227,32 @@ def plan(cfg: EmbedConfig, cube_path: Path | None = None) -> Plan:
 
 
 def _ingest_on_the_fly(cfg: EmbedConfig) -> Path:
-    """--stac: ingest the area (plus the window margin) into `<store>.cube.zarr` first."""
+    """--stac: ingest the area plus the windows' read margin into `<store>.cube.zarr` (resumable)."""
+    from aefcli import console
+    from aefcli.errors import PartialFailure
+    from aefcli.grid import target_geobox
+    from aefcli.ingest import IngestConfig
+    from aefcli.ingest import run as ingest
+    from aefcli.parse import parse_bbox
+
+    if cfg.tile_id:
+        from aefcli.tiles import tile_from_id
+
+        tile = tile_from_id(cfg.tile_id)
+        gbox, crs = tile.geobox_with_margin(cfg.window), tile.crs
+    else:
+        gbox = target_geobox(parse_bbox(cfg.bbox)).pad(cfg.window)
+        crs = f"EPSG:{gbox.crs.epsg}"
+    w, s, e, n = gbox.extent.to_crs("EPSG:4326").boundingbox
+    cube = cfg.store.with_name(cfg.store.name.removesuffix(".zarr") + ".cube.zarr")
+    cube.parent.mkdir(parents=True, exist_ok=True)
+    icfg = IngestConfig(stac=cfg.stac, collections=cfg.collections, bbox=f"{w},{s},{e},{n}", period=cfg.period,
+                        out=cube, crs=crs, command=cfg.command)
     try:
-        from aefcli import ingest
-    except ImportError:
-        raise InputError("--stac needs the ingest stage, which this version lacks; run `aef ingest` and pass --cube") from None
-    return ingest.ingest_for_embed(cfg)  # type: ignore[attr-defined]
+        ingest(icfg)
+    except PartialFailure as err:  # the cube is complete without the broken frames: embed what exists
+        console.say(f"warning: {err}")
+    return cube
 
 
 def dry_run(p: Plan) -> dict[str, Any]:

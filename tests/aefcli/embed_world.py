@@ -15,15 +15,15 @@ S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"
 X0, Y0 = 500_000.0, 5_630_000.0  # top-left corner, EPSG:32631
 
 
-def make_cube(path: Path, size: int = 96, frames: int = 5, seed: int = 0, bands=S2_BANDS) -> Path:
-    """Write a complete cube of size x size pixels, `frames` S2 dates in 2024."""
+def make_cube(path: Path, size: int = 96, frames: int = 5, seed: int = 0, bands=S2_BANDS, origin=(X0, Y0)) -> Path:
+    """Write a complete cube of size x size pixels (top-left `origin`, EPSG:32631), `frames` S2 dates in 2024."""
     from affine import Affine
     from odc.geo.geobox import GeoBox
 
     from aefcli.io.cube import SourceArrays, write_cube
 
     rng = np.random.default_rng(seed)
-    gbox = GeoBox((size, size), Affine(10, 0, X0, 0, -10, Y0), "EPSG:32631")
+    gbox = GeoBox((size, size), Affine(10, 0, origin[0], 0, -10, origin[1]), "EPSG:32631")
     parcels = np.zeros((size, size), int)
     for k in range(1, 14):  # overlapping rectangles -> a parcel map
         r, c = rng.integers(0, size, 2)
@@ -44,7 +44,7 @@ def make_cube(path: Path, size: int = 96, frames: int = 5, seed: int = 0, bands=
     return write_cube(path, {"s2": arrays}, gbox, attrs={"period": "2024-01-01/2025-01-01"})
 
 
-def make_checkpoint(path: Path, cube_path: Path, seed: int = 0, bands=S2_BANDS) -> Path:
+def make_checkpoint(path: Path, cube_path: Path | None, seed: int = 0, bands=S2_BANDS) -> Path:
     """A tiny untrained model (fixed seed) with the cube's normalisation statistics."""
     import torch
 
@@ -59,8 +59,8 @@ def make_checkpoint(path: Path, cube_path: Path, seed: int = 0, bands=S2_BANDS) 
         model.summary.period_embed.weight.zero_()
         model.summary.period_embed.bias.zero_()
         model.summary.proj[-1].bias.zero_()
-    norm = open_cube(cube_path).norm["s2"]
-    if tuple(bands) != norm.bands:  # a foreign band table: statistics of its own
+    norm = open_cube(cube_path).norm["s2"] if cube_path is not None else None
+    if norm is None or tuple(bands) != norm.bands:  # a foreign band table: statistics of its own
         from aefcli.normalise import NormStats
 
         norm = NormStats("log", tuple(bands), (0.0,) * len(bands), (1.0,) * len(bands))
