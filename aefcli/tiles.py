@@ -304,9 +304,13 @@ def estimate(geom, tiles: Sequence[Tile], bands: int = EMBEDDING_BANDS) -> dict[
     Output bytes count every pixel of every tile (y, x, band): float32 4 bytes,
     int8 1 byte per value; Zarr compression is not counted.
     """
+    import shapely
     from pyproj import Geod
 
-    area_m2 = abs(Geod(ellps="WGS84").geometry_area_perimeter(geom)[0])
+    # Per 6 degree band: pyproj's geodesic area is wrong for polygons wider than 180 degrees.
+    geod = Geod(ellps="WGS84")
+    strips = (geom.intersection(shapely.box(lon0, -90, lon0 + 6, 90)) for lon0 in range(-180, 180, 6))
+    area_m2 = sum(abs(geod.geometry_area_perimeter(b)[0]) for b in strips if not b.is_empty)
     pixels = sum((t.size_m // RESOLUTION_M) ** 2 for t in tiles)
     return {
         "area_km2": round(area_m2 / 1e6, 3),

@@ -46,7 +46,7 @@ def command(
     found = grid.tiles_for_geometry(geom, tile_size)
     if estimate:
         if checkpoint is not None:
-            raise NotBuiltYet("`aef tiles --estimate --checkpoint` (measured compute time) needs `aef embed`, which this version does not provide yet; drop --checkpoint for sizes only.")
+            raise NotBuiltYet("`aef tiles --estimate --checkpoint` (measured compute time) is not built yet; time one tile with `aef embed --tile ID --dry-run ...` and multiply by the tile count.")
         est = grid.estimate(geom, found)
         console.report(est, human="\n".join(f"{k:>14}: {v:,}" if isinstance(v, int) else f"{k:>14}: {v}" for k, v in est.items()))
         return

@@ -142,3 +142,19 @@ def test_cli_polar_area_is_one_line_error():
     result = runner.invoke(app, ["tiles", "--bbox", "10,83,11,85"])
     assert result.exit_code == 1
     assert "UTM does not apply" in str(result.exception)
+
+
+def test_estimate_sizes_and_whole_world_area():
+    from aefcli.tiles import bbox_geometry, estimate
+
+    tiles = tiles_for_bbox(FLANDERS)
+    est = estimate(bbox_geometry(FLANDERS), tiles)
+    assert est["tiles"] == 9 and est["pixels"] == 9 * 2048 * 2048
+    assert est["bytes_float32"] == 4 * est["bytes_int8"] == 4 * 64 * est["pixels"]
+    assert 1100 < est["area_km2"] < 1250  # 0.5 x 0.3 degrees at 51 N
+    world = estimate(bbox_geometry((-180, -80, 180, 84)), [])
+    import math
+
+    # Sphere zone between 80 S and 84 N: (sin 84 - sin -80) / 2 of the Earth's 510.07 million km2.
+    expected = 510.07e6 * (math.sin(math.radians(84)) + math.sin(math.radians(80))) / 2
+    assert world["area_km2"] == pytest.approx(expected, rel=0.01)
