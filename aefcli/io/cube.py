@@ -176,7 +176,11 @@ class CubeWriter:
         return np.asarray(self.root[source]["frame_state"][:])
 
     def write_frame(self, source: str, t: int, raw, valid) -> None:
-        """Store frame t: raw (C, y, x) float32 and valid (y, x) bool, numpy or dask (computed chunk by chunk)."""
+        """Store frame t: raw (C, y, x) float32 and valid (y, x) bool, numpy or dask (computed chunk by chunk).
+
+        Dask chunks must match the store's chunks (all bands in one chunk): concurrent writes of
+        parts of one zarr chunk would lose data.
+        """
         group = self.root[source]
         if hasattr(raw, "dask") or hasattr(valid, "dask"):
             import dask.array as da

@@ -1,0 +1,94 @@
+"""`aef preprocess`: compute (or copy in) the standardisation statistics of a cube.
+
+The cube keeps its raw values; this stage only writes each source group's
+``aef:norm`` attribute (transform + per-band mean/std of T(raw) over valid
+pixels, see aefcli/normalise.py). With ``stats`` it applies the statistics of
+another cube or of a model checkpoint instead, so a new area is normalised like
+the training data.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from aefcli.errors import DataError, InputError
+from aefcli.normalise import NormStats
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """cube: ingested store; stats: a cube or checkpoint to take statistics from (None = compute);
+    out: write a normalised copy there instead of updating `cube` in place."""
+
+    cube: Path
+    stats: Path | None = None
+    out: Path | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "cube", Path(self.cube))
+        if self.stats is not None:
+            object.__setattr__(self, "stats", Path(self.stats))
+            if not self.stats.exists():
+                raise InputError(f"--stats {self.stats} does not exist; give a cube or a checkpoint")
+        if self.out is not None:
+            object.__setattr__(self, "out", Path(self.out))
+            if self.out.exists():
+                raise InputError(f"{self.out} already exists; remove it or choose another --out")
+
+
+def load_stats(path: Path) -> dict[str, NormStats]:
+    """Statistics per source from a cube (aef:norm attributes) or a checkpoint's metadata."""
+    from aefcli.io.cube import open_cube, read_cube_attrs
+
+    if read_cube_attrs(path) is not None:
+        cube = open_cube(path)
+        found = {s: n for s, n in cube.norm.items() if n is not None}
+    else:
+        from aefcli.checkpoint import load_checkpoint
+
+        found = dict(load_checkpoint(path).norm)
+    if not found:
+        raise DataError(f"{path} holds no normalisation statistics; run `aef preprocess {path}` first")
+    return found
+
+
+def compute_norms(path: Path, sources: list[str]) -> dict[str, NormStats]:
+    """Per-source statistics of the cube at `path`, streamed block by block."""
+    from aefcli.bands import transform_for
+    from aefcli.io.cube import source_stats
+
+    return {s: source_stats(path, s, transform_for(s)) for s in sources}
+
+
+def run(cfg: PreprocessConfig, require_complete: bool = True) -> dict:
+    """Write `aef:norm` for every source of the cube (in place or into a copy at cfg.out).
+
+    Returns {"cube": path, "sources": {source: NormStats.to_dict()}}.
+    """
+    from aefcli.io.cube import CubeWriter, open_cube
+
+    cube = open_cube(cfg.cube, require_complete=require_complete)
+    if cfg.stats is not None:
+        given = load_stats(cfg.stats)
+        missing = [s for s in cube.sources if s not in given]
+        if missing:
+            raise DataError(f"{cfg.stats} has no statistics for source(s) {missing} of {cfg.cube}")
+        norms = {s: given[s].select(cube.bands[s]) for s in cube.sources}
+    else:
+        norms = compute_norms(cfg.cube, list(cube.sources))
+    target = cfg.cube
+    if cfg.out is not None:
+        tmp = cfg.out.with_name(f".{cfg.out.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(cfg.cube, tmp)
+        target = tmp
+    writer = CubeWriter(target)
+    for source, stats in norms.items():
+        writer.set_norm(source, stats)
+    if cfg.out is not None:
+        os.replace(tmp, cfg.out)
+        target = cfg.out
+    return {"cube": str(target), "sources": {s: n.to_dict() for s, n in norms.items()}}
