@@ -1,0 +1,115 @@
+"""`aef embed` speed and memory: end-to-end vs bare model forward, 1x vs 16x area, int8 size.
+
+Prints one JSON line per measurement. Each measurement runs in a fresh child
+process so peak RSS is its own.
+
+    python benchmarks/embed_speed.py [--size 256] [--preset small] [--window 128]
+
+- efficiency: end-to-end output px/s of `run()` vs the bare model forward on the
+  very windows the run computed (same process, same batches), i.e. the share of
+  time that is model compute; goal >= 0.90.
+- scaling: peak RSS and wall time for an area of size^2 vs (4 size)^2; goals
+  RSS <= 1.25x, time <= 17x.
+- int8: bytes/pixel before compression (64) and on disk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "aefcli")]
+
+
+def _checkpoint(path: Path, cube: Path, preset_name: str) -> Path:
+    import torch
+
+    from aefcli.checkpoint import save_checkpoint
+    from aefcli.io.cube import open_cube
+    from embed_world import S2_BANDS
+    from model import EmbeddingFieldModel, SourceSpec, preset
+
+    torch.manual_seed(0)
+    cfg = preset(preset_name, (SourceSpec("s2", len(S2_BANDS)),))
+    return save_checkpoint(path, EmbeddingFieldModel(cfg), cfg, {"s2": open_cube(cube).norm["s2"]},
+                           {"s2": S2_BANDS}, {"preset": preset_name}, step=0)
+
+
+def child(args) -> None:
+    """One measured run (in its own process): prints a JSON line."""
+    from aefcli.embed import EmbedConfig, plan, run
+    from aefcli.embed_task import _window_inputs, load_model, run_windows
+    from aefcli.tiling import batches
+    from embed_world import bbox_of
+
+    work = Path(args.work)
+    out = work / f"emb-{args.size}-{args.dtype}.zarr"
+    cfg = EmbedConfig(checkpoint=work / "run", cube=work / f"cube-{args.size}.zarr", out=out, period="2024-01-01/2025-01-01",
+                      bbox=bbox_of(args.size), window=args.window, overlap=args.window // 4, chunk=args.chunk,
+                      batch_size=args.batch, dtype=args.dtype, workers=args.workers, overwrite=True)
+    t0 = time.perf_counter()
+    result = run(cfg)
+    wall = time.perf_counter() - t0
+    line = {"size": args.size, "dtype": args.dtype, "wall_s": round(wall, 2), "px_per_s": result["px_per_s"],
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if args.bare:  # the same windows through the bare model, in the same batches, inputs prepared beforehand
+        p = plan(cfg)
+        _, model = load_model(p.job)
+        t_model = 0.0
+        for chunk in p.mine:
+            wins = [w for _, _, w, _ in _window_inputs(p.job, chunk)]
+            for b in batches(wins, args.batch):
+                t1 = time.perf_counter()
+                run_windows(model, p.job, b)
+                t_model += time.perf_counter() - t1
+        bare = result["pixels"] / t_model
+        line.update(bare_model_px_per_s=round(bare, 1), efficiency=round(result["px_per_s"] / bare, 3))
+    if args.dtype == "int8":
+        disk = sum(f.stat().st_size for f in (out / "embedding").rglob("*") if f.is_file())
+        line.update(bytes_per_px_raw=64, bytes_per_px_disk=round(disk / args.size**2, 2))
+    print(json.dumps(line), flush=True)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--preset", default="small")
+    ap.add_argument("--window", type=int, default=128)
+    ap.add_argument("--chunk", type=int, default=512)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--workers", type=int, default=0)
+    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--scale", type=int, default=4, help="side factor of the large run (4 -> 16x area)")
+    ap.add_argument("--child", action="store_true")
+    ap.add_argument("--bare", action="store_true")
+    ap.add_argument("--work")
+    args = ap.parse_args()
+    if args.child:
+        return child(args)
+    from embed_world import make_cube
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="aef-embed-bench-"))
+    big = args.size * args.scale
+    for n in (args.size, big):
+        if not (work / f"cube-{n}.zarr").exists():
+            make_cube(work / f"cube-{n}.zarr", size=n, frames=6)
+    if not (work / "run").exists():
+        _checkpoint(work / "run", work / f"cube-{args.size}.zarr", args.preset)
+    base = [sys.executable, __file__, "--child", "--work", str(work), "--window", str(args.window), "--chunk",
+            str(args.chunk), "--batch", str(args.batch), "--workers", str(args.workers)]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    for extra in (["--size", str(args.size), "--bare"], ["--size", str(big)], ["--size", str(args.size), "--dtype", "int8"]):
+        out = subprocess.run(base + extra, capture_output=True, text=True, env=env)
+        print(out.stdout.strip() or out.stderr[-2000:], flush=True)
+
+
+if __name__ == "__main__":
+    main()
