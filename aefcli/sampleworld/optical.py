@@ -97,7 +97,7 @@ def draw_sky(size: int, seed: int, doy: int) -> Sky:
     # the sun is south(-east) at 10:30: shadows fall north(-west) of their clouds
     dr, dc = int(rng.integers(size // 25 + 1, size // 10 + 2)), int(rng.integers(0, size // 20 + 2))
     shadow = np.zeros_like(cloud)
-    shadow[: size - dr, : size - dc] = cloud[dr:, dc:]
+    shadow[: size - dr, : size - dc] = np.clip(2 * cloud[dr:, dc:], 0, 1)  # cores cast full shadow
     shadow *= 1 - cloud
     nodata = np.zeros((size, size), bool)
     if rng.uniform() < 0.1:  # the scene lies at the edge of the orbit's swath
@@ -117,7 +117,7 @@ def s2_scene(lc: LandCover, doy: int, seed: int, boa_offset: bool) -> S2Scene:
     sky = draw_sky(size, seed, doy)
     cloud_refl = np.asarray(CLOUD, np.float32)[:, None, None] * (0.9 + 0.1 * sky.cloud)
     toa = (1 - sky.cloud) * clear + sky.cloud * cloud_refl
-    toa = toa * (1 - 0.65 * sky.shadow)
+    toa = toa * (1 - 0.75 * sky.shadow)  # only diffuse skylight reaches the shadowed ground
     toa = toa + sky.cirrus * np.linspace(0.16, 0.08, len(S2_BANDS), dtype=np.float32)[:, None, None]
 
     add = BOA_ADD_OFFSET if boa_offset else 0
@@ -134,18 +134,25 @@ def s2_scene(lc: LandCover, doy: int, seed: int, boa_offset: bool) -> S2Scene:
 
 def scene_classification(lc: LandCover, clear: np.ndarray, sky: Sky) -> np.ndarray:
     """A Sen2Cor-like SCL on the 20 m grid: (size/2, size/2) uint8."""
-    cloud, cirrus, shadow = block_mean(sky.cloud), block_mean(sky.cirrus), block_mean(sky.shadow)
+    # like Sen2Cor's dilated masks: a 20 m pixel is as cloudy as its cloudiest 10 m part
+    cloud, cirrus = _block_max(sky.cloud), _block_max(sky.cirrus)
+    shadow = block_mean(sky.shadow)
     red, nir = block_mean(clear[RED]), block_mean(clear[NIR])
     ndvi = (nir - red) / np.maximum(nir + red, 1e-6)
     water = block_mean((lc.classes == WATER).astype(np.float32)) >= 0.5
     scl = np.where(ndvi > 0.4, SCL_VEG, SCL_SOIL).astype(np.uint8)
     scl[water] = SCL_WATER
-    scl[(shadow > 0.3) & (cloud < 0.2)] = SCL_SHADOW
+    scl[(shadow > 0.4) & (cloud < 0.2)] = SCL_SHADOW
     scl[(cirrus > 0.06) & (cloud < 0.2)] = SCL_CIRRUS
     scl[cloud >= 0.2] = SCL_CLOUD_MED
     scl[cloud >= 0.6] = SCL_CLOUD_HIGH
     scl[sky.nodata[::2, ::2]] = SCL_NODATA
     return scl
+
+
+def _block_max(a: np.ndarray) -> np.ndarray:
+    h, w = a.shape
+    return a.reshape(h // 2, 2, w // 2, 2).max(axis=(1, 3))
 
 
 def _stats(scl: np.ndarray) -> dict[str, float]:

@@ -90,7 +90,8 @@ def _claim(out: Path) -> Path:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as err:
-        raise InputError(f"cannot write the sample world next to {out}: {err.strerror or err}; choose a writable directory.") from None
+        reason = err.strerror or str(err)
+        raise InputError(f"cannot write in {out.parent} ({reason}): choose a writable directory for the sample world.") from None
     return tmp
 
 
