@@ -26,7 +26,8 @@ from aefcli.errors import InputError
 log = logging.getLogger(__name__)
 PRESETS = ("tiny", "small", "base")
 # Arguments a resumed run may change; any other difference means another run.
-RESUMABLE = ("steps", "checkpoint_every", "workers", "device", "compile", "eval_labels", "eval_every", "resume")
+RESUMABLE = ("steps", "checkpoint_every", "workers", "threads", "device", "compile", "eval_labels", "eval_every",
+             "resume")
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,8 @@ class TrainConfig:
     cubes: ingested cube paths; out: run directory; sources: model sources (None: every
     source of the cubes); window: L in pixels; batch_size: windows per step per process;
     lr: peak learning rate; warmup: warm-up steps (None: 5 % of steps, at most 500);
-    checkpoint_every: steps between checkpoints; workers: DataLoader worker processes.
+    checkpoint_every: steps between checkpoints; workers: DataLoader worker processes;
+    threads: torch intra-op threads of the training process (0: torch's default).
     """
 
     cubes: tuple[Path, ...]
@@ -54,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     workers: int = 1
+    threads: int = 0
     compile: bool = False
     text: Path | None = None
     eval_labels: Path | None = None
@@ -76,8 +79,8 @@ class TrainConfig:
             raise InputError(f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0:
             raise InputError("--lr and --grad-clip must be > 0 and --weight-decay >= 0")
-        if self.workers < 0:
-            raise InputError(f"--workers must be >= 0, got {self.workers}")
+        if self.workers < 0 or self.threads < 0:
+            raise InputError(f"--workers and --threads must be >= 0, got {self.workers} and {self.threads}")
         for p in self.cubes:
             if not p.exists():
                 raise InputError(f"cube {p} does not exist; create it with `aef ingest`")

@@ -56,6 +56,8 @@ class Trainer:
 
         self.cfg, self.device, self.dist = cfg, device, dist
         cfg.out.mkdir(parents=True, exist_ok=True)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
         cubes = [open_cube(p) for p in cfg.cubes]
         sources = cfg.sources or tuple(sorted({s for c in cubes for s in c.sources}))
         check_cubes(cubes, sources, cfg.window)

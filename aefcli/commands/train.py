@@ -36,6 +36,7 @@ def command(
     checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints."),
     max_frames: int = typer.Option(16, "--max-frames", help="Most input frames per source and window."),
     workers: int = typer.Option(1, "--workers", help="Data-loading worker processes (0: load in the main process)."),
+    threads: int = typer.Option(0, "--threads", help="torch threads for training (0: torch's default; 1 helps on a busy machine)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs on CPU are deterministic for a seed)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
@@ -52,7 +53,7 @@ def command(
         cubes=tuple(cube), out=out, preset=preset, steps=steps, batch_size=batch_size, window=window,
         sources=tuple(s.strip() for s in sources.split(",") if s.strip()) if sources else None,
         text=text, lr=lr, warmup=warmup, checkpoint_every=checkpoint_every, max_frames=max_frames,
-        workers=workers, seed=seed, device=device, compile=compile_, eval_labels=eval_labels,
+        workers=workers, threads=threads, seed=seed, device=device, compile=compile_, eval_labels=eval_labels,
         eval_field=eval_field, eval_every=eval_every if eval_every else (steps if eval_labels else 0),
         resume=resume,
     )
