@@ -94,7 +94,7 @@ def _context(own: int, neighbours: set[int], rng: np.random.Generator) -> list[s
     if WATER in neighbours:
         phrases.append(str(rng.choice(["beside a river", "on the river bank", "along the river"])))
     if ROAD in neighbours and own != BUILT:
-        phrases.append(str(rng.choice(["along a road", "next to a country road"])))
+        phrases.append(str(rng.choice(["by a road", "next to a country road"])))
     if BUILT in neighbours and own != BUILT:
         phrases.append("at the edge of the village")
     if FOREST in neighbours and own != FOREST:
@@ -133,6 +133,6 @@ def text_points(lc: LandCover, cfg: WorldConfig) -> list[dict[str, Any]]:
         rng = stream(cfg.seed, "text", pid)
         own = int(lc.parcel_class[pid])
         noun = _noun(own, int(areas[pid]), rng)
-        text = f"{noun} {', '.join(_context(own, neighbours.get(pid, set()), rng))}"
+        text = f"{noun} {' and '.join(_context(own, neighbours.get(pid, set()), rng))}"
         out.append(_feature(lon[i], lat[i], {"text": text, "class": _NAMES[own], "parcel": int(pid)}))
     return out
