@@ -1,0 +1,40 @@
+"""Named training recipes: label-free `aef train` settings measured on real crop patches.
+
+A recipe is a set of `TrainConfig` arguments (model preset + overrides, window,
+batch, frames, schedule). `benchmarks/quality.py --recipe NAME` and
+`examples/quality_recipe.sh` train with them, so the checkpoint a figure in
+`benchmarks/README.md` came from is reproduced by one command. No recipe uses
+labels: the probe labels only ever score the finished embeddings.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+from aefcli.errors import InputError
+
+# Each entry: TrainConfig keyword arguments. Measured figures: benchmarks/README.md.
+RECIPES: dict[str, dict[str, Any]] = {
+    # the plumbing check: a few steps of the tiny model (seconds)
+    "smoke": dict(preset="tiny", steps=4, window=32, batch_size=2, max_frames=6, lr=1e-3, checkpoint_every=1000),
+    # 2-core CPU default: tiny STP model, small windows, many windows per batch (uniformity across
+    # windows), teacher-student consistency weighted up so the embedding ignores which frames it saw
+    "cpu": dict(preset="tiny", steps=600, window=32, batch_size=8, max_frames=16, lr=2e-3, checkpoint_every=100,
+                model_overrides=dict(c=0.2)),
+}
+
+
+def recipe_names() -> tuple[str, ...]:
+    return tuple(RECIPES)
+
+
+def train_config(name: str, cubes: Sequence[str | Path], out: str | Path, **overrides: Any):
+    """The `TrainConfig` of recipe `name` for these cubes; keyword overrides win (e.g. steps=100)."""
+    from aefcli.train import TrainConfig
+
+    if name not in RECIPES:
+        raise InputError(f"unknown recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    kwargs = {**RECIPES[name], **{k: v for k, v in overrides.items() if v is not None}}
+    kwargs["model_overrides"] = dict(kwargs.get("model_overrides", {}))
+    return TrainConfig(cubes=tuple(Path(c) for c in cubes), out=Path(out), **kwargs)
