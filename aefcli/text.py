@@ -102,7 +102,7 @@ def index_on_grid(geotext: GeoText, crs: Any, transform: Any, vocabulary: Sequen
     boxes, ids = [], []
     for text, geom in zip(geotext.texts, geotext.geoms):
         x0, y0, x1, y1 = reproject(to_grid, geom).bounds
-        cols, rows = zip(*(inv * (x, y) for x, y in ((x0, y0), (x1, y1))))
+        cols, rows = zip(*(inv @ (x, y) for x, y in ((x0, y0), (x1, y1))))
         r0, r1 = int(np.floor(min(rows))), int(np.floor(max(rows))) + 1
         c0, c1 = int(np.floor(min(cols))), int(np.floor(max(cols))) + 1
         if r1 <= 0 or c1 <= 0 or r0 >= shape[0] or c0 >= shape[1]:

@@ -36,7 +36,7 @@ class ProbeHook:
 
         pts = to_pixels(read_geojson(labels, field), cube.geobox, max_per_polygon=200, seed=seed)
         inv = ~cube.geobox.affine
-        cols, rows = inv * (np.asarray(pts.x, float), np.asarray(pts.y, float))
+        cols, rows = inv @ (np.asarray(pts.x, float), np.asarray(pts.y, float))
         self.rows, self.cols = np.floor(rows).astype(int), np.floor(cols).astype(int)
         classes, self.y = np.unique(np.asarray(pts.values).astype(str), return_inverse=True)
         if len(classes) < 2:
