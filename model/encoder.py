@@ -33,7 +33,7 @@ TIME_FACTOR, SPACE_FACTOR = 4, 2  # L/2 -> L/8 -> L/16
 class Encoded:
     """Encoder output: per-frame precision features and what the summary needs.
 
-    features: (B, T, P, L/2, L/2); times: (B, T) days; key_ok: (B, T, L/2, L/2) bool,
+    features: (B, T, L/2, L/2, P); times: (B, T) days; key_ok: (B, T, L/2, L/2) bool,
     the frame saw a valid pixel in that cell (masked frames are never attended to).
     """
 
@@ -47,12 +47,20 @@ def _pool_any(mask: torch.Tensor, factor: int) -> torch.Tensor:
     return F.max_pool2d(mask.float(), factor).bool()
 
 
-class Conv1x1(nn.Conv2d):
-    def __init__(self, cin: int, cout: int) -> None:
-        super().__init__(cin, cout, 1)
+def _nchw(x: torch.Tensor) -> torch.Tensor:
+    """(N, H, W, C) -> (N, C, H, W) view (channels_last memory, what the convolutions want)."""
+    return x.permute(0, 3, 1, 2)
+
+
+def _nhwc(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) channels_last -> (N, H, W, C) view."""
+    return x.permute(0, 2, 3, 1)
 
 
 class STPBlock(nn.Module):
+    """One space-time-precision block. Precision features are (N, P, h2, w2) in channels_last
+    memory; time and space features are channels-last tensors (N, h8, w8, Tw), (N, h16, w16, S)."""
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         p, t, s = cfg.precision_width, cfg.time_width, cfg.space_width
@@ -61,30 +69,30 @@ class STPBlock(nn.Module):
         self.time_cond = nn.Linear(cfg.timecode_dim, t)
         self.space = TransformerLayer(s, cfg.space_heads, cfg.mlp_ratio)
         self.pyramid = LaplacianPyramid(p, (TIME_FACTOR, SPACE_FACTOR))
-        self.p_to_t, self.p_to_s = Conv1x1(p, t), Conv1x1(p, s)
-        self.t_to_p, self.s_to_p = Conv1x1(t, p), Conv1x1(s, p)
+        self.p_to_t, self.p_to_s = nn.Linear(p, t), nn.Linear(p, s)
+        self.t_to_p, self.s_to_p = nn.Linear(t, p), nn.Linear(s, p)
 
     def forward(self, xp: torch.Tensor, xt: torch.Tensor, xs: torch.Tensor, b: int,
                 tc: torch.Tensor, time_mask: torch.Tensor, space_mask: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """xp (N,P,h2,w2), xt (N,Tw,h8,w8), xs (N,S,h16,w16); tc (B,T,tc_dim); N = b*T."""
-        h8, w8 = xt.shape[-2:]
-        h16, w16 = xs.shape[-2:]
+        """xp (N,P,h2,w2), xt (N,h8,w8,Tw), xs (N,h16,w16,S); tc (B,T,tc_dim); N = b*T."""
+        _, h8, w8, _ = xt.shape
+        _, h16, w16, _ = xs.shape
         # the three paths, in parallel
         xp = self.precision(xp)
-        seq = rearrange(xt, "(b t) c h w -> (b h w) t c", b=b)
+        # time: one sequence of T frames per L/8 cell, all cells and samples batched
+        seq = rearrange(xt, "(b t) h w c -> (b h w) t c", b=b)
         cond = repeat(self.time_cond(tc), "b t c -> (b h w) t c", h=h8, w=w8)
-        seq = self.time(seq, time_mask, cond)
-        xt = rearrange(seq, "(b h w) t c -> (b t) c h w", b=b, h=h8, w=w8)
-        tok = self.space(rearrange(xs, "n c h w -> n (h w) c"), space_mask)
-        xs = rearrange(tok, "n (h w) c -> n c h w", h=h16, w=w16)
+        xt = rearrange(self.time(seq, time_mask, cond), "(b h w) t c -> (b t) h w c", b=b, h=h8, w=w8)
+        # space: one sequence of L/16 patches per frame
+        xs = self.space(rearrange(xs, "n h w c -> n (h w) c"), space_mask).view(-1, h16, w16, xs.shape[-1])
         # exchange: coarse paths read the pyramid's low-pass levels of the precision path;
         # the precision path gets the time / space messages as its L/8 and L/16 bands,
         # brought back to L/2 by the learned upsamplers (identity when messages are 0)
-        (g8, g16), (l2, l8) = self.pyramid.decompose(xp)
-        xt = xt + self.p_to_t(g8)
-        xs = xs + self.p_to_s(g16)
-        xp = self.pyramid.reconstruct(g16 + self.s_to_p(xs), [l2, l8 + self.t_to_p(xt)])
+        g8, g16 = self.pyramid.levels(xp)
+        xt = xt + self.p_to_t(_nhwc(g8))
+        xs = xs + self.p_to_s(_nhwc(g16))
+        xp = self.pyramid.reconstruct_with(xp, [g8, g16], [_nchw(self.t_to_p(xt)), _nchw(self.s_to_p(xs))])
         return xp, xt, xs
 
 
@@ -102,14 +110,16 @@ class STPEncoder(nn.Module):
             {src.name: nn.Parameter(torch.randn(p) * 0.02) for src in cfg.sources})
         self.input_time = nn.Linear(cfg.timecode_dim, p)
         self.stem_down8, self.stem_down16 = Resample(p, TIME_FACTOR, "down"), Resample(p, SPACE_FACTOR, "down")
-        self.stem_t, self.stem_s = Conv1x1(p, t), Conv1x1(p, s)
+        self.stem_t, self.stem_s = nn.Linear(p, t), nn.Linear(p, s)
         if cfg.position == "learned":  # baseline only: learned absolute positions at L/16
             self.pos_embed = nn.Parameter(torch.randn(1, s, cfg.position_grid, cfg.position_grid) * 0.02)
         self.blocks = nn.ModuleList(STPBlock(cfg) for _ in range(cfg.depth))
 
-    def _embed_inputs(self, video: VideoBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> x (B, T, P, h2, w2), times (B, T), frame_ok (B, T), valid (B, T, L, L), all sources."""
-        feats, times, oks, valids = [], [], [], []
+    def _embed_inputs(self, video: VideoBatch
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> x (B, T, P, h2, w2), source embeddings (B, T, P), times (B, T), frame_ok (B, T),
+        valid (B, T, L, L); frames of all sources concatenated along T."""
+        feats, embeds, times, oks, valids = [], [], [], [], []
         for name, frames in video.sources.items():
             if name not in self.inputs:
                 raise ValueError(f"unknown source {name!r}; the model knows {self.cfg.source_names}")
@@ -125,9 +135,8 @@ class STPEncoder(nn.Module):
             x = torch.cat([torch.where(valid[:, :, None], frames.values, 0.0),
                            valid[:, :, None].to(frames.values.dtype)], dim=2)
             x = self.inputs[name](rearrange(x, "b t c h w -> (b t) c h w"))
-            x = rearrange(x, "(b t) c h w -> b t c h w", b=b)
-            x = x + self.source_embed[name][:, None, None]
-            feats.append(x)
+            feats.append(rearrange(x, "(b t) c h w -> b t c h w", b=b))
+            embeds.append(self.source_embed[name].expand(b, t, -1))
             times.append(frames.times)
             oks.append(ok)
             valids.append(valid)
@@ -135,29 +144,33 @@ class STPEncoder(nn.Module):
             frames = next(iter(video.sources.values()))
             b, _, _, hh, ww = frames.values.shape
             p, dev = self.cfg.precision_width, frames.values.device
-            return (torch.zeros(b, 1, p, hh // PATCH, ww // PATCH, device=dev), video.period[:, :1],
+            return (torch.zeros(b, 1, p, hh // PATCH, ww // PATCH, device=dev),
+                    torch.zeros(b, 1, p, device=dev), video.period[:, :1],
                     torch.zeros(b, 1, dtype=torch.bool, device=dev),
                     torch.zeros(b, 1, hh, ww, dtype=torch.bool, device=dev))
-        return torch.cat(feats, 1), torch.cat(times, 1), torch.cat(oks, 1), torch.cat(valids, 1)
+        return (torch.cat(feats, 1), torch.cat(embeds, 1), torch.cat(times, 1), torch.cat(oks, 1),
+                torch.cat(valids, 1))
 
     def forward(self, video: VideoBatch) -> Encoded:
         b = video.batch_size
         if not video.sources:
             raise ValueError("the video has no source at all; give at least one (it may be all masked)")
-        x, times, frame_ok, valid = self._embed_inputs(video)
+        x, embed, times, frame_ok, valid = self._embed_inputs(video)
         _, n_t, _, h2, w2 = x.shape
         if h2 % 8 or w2 % 8:
             raise ValueError(f"tile size must be a multiple of 16 pixels, got {2 * h2} x {2 * w2}")
         tc = timecode(times, self.cfg.timecode_dim).to(x.dtype)  # (B, T, tc)
-        x = x + self.input_time(tc)[..., None, None]
-        xp = rearrange(x, "b t c h w -> (b t) c h w")
+        bias = rearrange(embed + self.input_time(tc), "b t c -> (b t) c 1 1")
+        # one pass: add the source and time embeddings, move to channels_last memory
+        xp = torch.add(rearrange(x, "b t c h w -> (b t) c h w"), bias).contiguous(memory_format=torch.channels_last)
         g8 = self.stem_down8(xp)
         g16 = self.stem_down16(g8)
-        xt, xs = self.stem_t(g8), self.stem_s(g16)
-        h16, w16 = xs.shape[-2:]
+        xt, xs = self.stem_t(_nhwc(g8)), self.stem_s(_nhwc(g16))
+        h16, w16 = xs.shape[1:3]
         space_mask = None
         if self.cfg.position == "learned":
-            xs = xs + F.interpolate(self.pos_embed, size=(h16, w16), mode="bicubic", align_corners=False)
+            pos = F.interpolate(self.pos_embed, size=(h16, w16), mode="bicubic", align_corners=False)
+            xs = xs + _nhwc(pos)
         else:
             space_mask = alibi_bias(h16, w16, self.cfg.space_heads, xs.device)[None]
         # time attention: a frame is a key at an L/8 cell if it saw a valid pixel there;
@@ -167,5 +180,5 @@ class STPEncoder(nn.Module):
         time_mask = (key8[:, None, :] | eye)[:, None]  # (B*h8*w8, 1, T, T)
         for block in self.blocks:
             xp, xt, xs = block(xp, xt, xs, b, tc, time_mask, space_mask)
-        features = rearrange(xp, "(b t) c h w -> b t c h w", b=b)
+        features = rearrange(xp, "(b t) c h w -> b t h w c", b=b)  # a view: xp is channels_last
         return Encoded(features, times, _pool_any(valid, PATCH))

@@ -1,9 +1,10 @@
 """Learnable Laplacian pyramid between the STP resolutions (L/2, L/8, L/16).
 
-Each resampler is a fixed anti-aliased operator (area average down, bilinear
-up) plus a learned depthwise residual initialised at zero, so at
-initialisation the pyramid is an exact Laplacian pyramid and training can
-learn better band splits from there.
+Each resampler is a depthwise (transposed) convolution whose kernel is a
+fixed anti-aliasing kernel (area average down; bilinear up) plus a learned
+residual initialised at zero. At initialisation the pyramid is an exact
+Laplacian pyramid; training can learn better band splits from there. Fixed
+and learned parts share one convolution, so a resampling costs one pass.
 """
 
 from __future__ import annotations
@@ -13,26 +14,47 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def _fixed_kernel(factor: int, direction: str) -> torch.Tensor:
+    """(k, k): area average (k = f) for down; bilinear (k = 2f, as FCN upsampling) for up."""
+    if direction == "down":
+        return torch.full((factor, factor), 1.0 / factor**2)
+    centre = factor - 0.5
+    f = 1.0 - (torch.arange(2 * factor, dtype=torch.float32) - centre).abs() / factor
+    return f[:, None] * f[None, :]
+
+
 class Resample(nn.Module):
-    """Down- or up-sampling by an integer factor; (N, C, H, W) -> (N, C, H/f or H*f, ...)."""
+    """Down- or up-sampling by an even integer factor f; (N, C, H, W) -> (N, C, H/f or H*f, W/f or W*f)."""
 
     def __init__(self, channels: int, factor: int, direction: str) -> None:
         super().__init__()
         if direction not in ("down", "up"):
             raise ValueError(f"direction must be 'down' or 'up', got {direction!r}")
-        self.factor, self.direction = factor, direction
-        conv = nn.Conv2d if direction == "down" else nn.ConvTranspose2d
-        self.residual = conv(channels, channels, factor, stride=factor, groups=channels, bias=False)
-        nn.init.zeros_(self.residual.weight)
+        if direction == "up" and factor % 2:
+            raise ValueError("upsampling factors must be even")
+        self.factor, self.direction, self.channels = factor, direction, channels
+        kernel = _fixed_kernel(factor, direction)
+        self.register_buffer("fixed_weight", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False)
+        self.residual = nn.Parameter(torch.zeros_like(self.fixed_weight))
+
+    def _apply(self, x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
+        weight = weight.to(x.dtype)
+        if self.direction == "down":
+            return F.conv2d(x, weight, stride=self.factor, groups=groups)
+        return F.conv_transpose2d(x, weight, stride=self.factor, padding=self.factor // 2, groups=groups)
 
     def fixed(self, x: torch.Tensor) -> torch.Tensor:
         """The operator without its learned residual."""
-        if self.direction == "down":
-            return F.avg_pool2d(x, self.factor)
-        return F.interpolate(x, scale_factor=self.factor, mode="bilinear", align_corners=False)
+        return self._apply(x, self.fixed_weight, self.channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fixed(x) + self.residual(x)
+        return self._apply(x, self.fixed_weight + self.residual, self.channels)
+
+    def learned_minus_fixed(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """self(a) - self.fixed(b) in one grouped convolution (a, b: same shape)."""
+        weight = torch.stack([self.fixed_weight + self.residual, -self.fixed_weight], dim=1).flatten(0, 1)
+        x = torch.stack([a, b], dim=2).flatten(1, 2)  # channels a0, b0, a1, b1, ...
+        return self._apply(x.contiguous(memory_format=torch.channels_last), weight, self.channels)
 
 
 class LaplacianPyramid(nn.Module):
@@ -43,18 +65,23 @@ class LaplacianPyramid(nn.Module):
         self.down = nn.ModuleList(Resample(channels, f, "down") for f in factors)
         self.up = nn.ModuleList(Resample(channels, f, "up") for f in factors)
 
+    def levels(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Coarser (Gaussian) levels [g1, g2, ...] of x = g0: g_{k+1} = down_k(g_k)."""
+        out = []
+        for down in self.down:
+            x = down(x)
+            out.append(x)
+        return out
+
     def decompose(self, x: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         """x (N, C, H, W) -> (coarser levels [g1, g2, ...], band-pass details [l0, l1, ...]).
 
-        g_{k+1} = down_k(g_k) with g0 = x; l_k = g_k - fixed_up_k(g_{k+1}): the part
-        of a level that plain interpolation of the next level cannot explain.
+        l_k = g_k - fixed_up_k(g_{k+1}): the part of a level that plain
+        interpolation of the next level cannot explain.
         """
-        levels, details = [], []
-        for down, up in zip(self.down, self.up):
-            coarse = down(x)
-            levels.append(coarse)
-            details.append(x - up.fixed(coarse))
-            x = coarse
+        levels = self.levels(x)
+        finer = [x] + levels[:-1]
+        details = [g - up.fixed(c) for g, c, up in zip(finer, levels, self.up)]
         return levels, details
 
     def reconstruct(self, coarse: torch.Tensor, details: list[torch.Tensor]) -> torch.Tensor:
@@ -62,3 +89,16 @@ class LaplacianPyramid(nn.Module):
         for up, detail in zip(reversed(self.up), reversed(details)):
             coarse = up(coarse) + detail
         return coarse
+
+    def reconstruct_with(self, x: torch.Tensor, levels: list[torch.Tensor],
+                         messages: list[torch.Tensor]) -> torch.Tensor:
+        """reconstruct(levels[-1] + messages[-1], details with messages[k] added to l_{k+1}),
+        where (levels, details) = decompose(x); computed with a single full-resolution pass.
+
+        This is how the coarse STP paths write into the precision path: their
+        messages enter as the bands of their resolution.
+        """
+        c = levels[-1] + messages[-1]
+        for k in range(len(levels) - 2, -1, -1):
+            c = levels[k] + messages[k] + self.up[k + 1].learned_minus_fixed(c, levels[k + 1])
+        return x + self.up[0].learned_minus_fixed(c, levels[0])

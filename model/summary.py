@@ -59,23 +59,21 @@ class SummaryHead(nn.Module):
 
     def forward(self, enc: Encoded, period: torch.Tensor) -> torch.Tensor:
         """-> mu (B, L, L, embed_dim), unit norm."""
-        b, t, p, h, w = enc.features.shape
+        b, t, h, w, p = enc.features.shape
+        n, d = self.heads, p // self.heads
         code = self.period_code(period).to(enc.features.dtype)
-        q = rearrange(self.query(code), "b (n d) -> b n d", n=self.heads)  # (B, heads, d)
-        x = self.norm(rearrange(enc.features, "b t c h w -> b h w t c"))
-        k = self.key(x + self.key_time(timecode(enc.times, self.cfg.timecode_dim).to(x.dtype))[:, None, None])
-        v = self.value(x)
-        k = torch.cat([k, self.null_key.expand(b, h, w, 1, p).to(k.dtype)], dim=3)
-        v = torch.cat([v, self.null_value.expand(b, h, w, 1, p).to(v.dtype)], dim=3)
-        k = rearrange(k, "b h w t (n d) -> b h w n t d", n=self.heads)
-        v = rearrange(v, "b h w t (n d) -> b h w n t d", n=self.heads)
-        # one query per sample: logits (B, h, w, heads, T+1)
-        logits = torch.einsum("bnd,bhwntd->bhwnt", q, k) / math.sqrt(q.shape[-1])
-        ok = torch.cat([rearrange(enc.key_ok, "b t h w -> b h w t"),
-                        torch.ones(b, h, w, 1, dtype=torch.bool, device=k.device)], dim=-1)
-        logits = logits.masked_fill(~ok[:, :, :, None, :], float("-inf"))
-        attn = logits.softmax(dim=-1)
-        s = rearrange(torch.einsum("bhwnt,bhwntd->bhwnd", attn, v), "b h w n d -> b h w (n d)")
+        q = self.query(code).view(b, 1, 1, 1, n, d) / math.sqrt(d)
+        x = self.norm(enc.features)  # (B, T, h, w, P)
+        keytime = self.key_time(timecode(enc.times, self.cfg.timecode_dim).to(x.dtype))
+        k = self.key(x + keytime[:, :, None, None]).view(b, t, h, w, n, d)
+        # one query per sample: logits (B, T+1, h, w, heads), the last is the null key
+        logits = torch.cat([(k * q).sum(-1),
+                            (self.null_key.view(n, d).to(q.dtype) * q).sum(-1).expand(b, 1, h, w, n)], dim=1)
+        ok = torch.cat([enc.key_ok, torch.ones(b, 1, h, w, dtype=torch.bool, device=x.device)], dim=1)
+        attn = logits.masked_fill(~ok[..., None], float("-inf")).softmax(dim=1)[..., None]
+        v = self.value(x).view(b, t, h, w, n, d)
+        s = (attn[:, :t] * v).sum(1) + attn[:, t] * self.null_value.view(n, d).to(v.dtype)
+        s = s.flatten(-2)  # (B, h, w, P)
         s = self.out(s) + self.period_embed(code)[:, None, None]
         s = s + self.mlp(self.mlp_norm(s))
         s = self.upsample(rearrange(s, "b h w c -> b c h w"))  # (B, P, L, L)

@@ -9,8 +9,10 @@ def test_down_then_up_reconstructs_at_initialisation():
     levels, details = pyr.decompose(x)
     assert [lv.shape[-1] for lv in levels] == [8, 4]
     assert [d.shape[-1] for d in details] == [32, 8]
-    # at init the coarse levels are plain area averages
+    # at init the coarse levels are plain area averages, the upsampler bilinear inside the tile
     torch.testing.assert_close(levels[0], torch.nn.functional.avg_pool2d(x, 4))
+    up = torch.nn.functional.interpolate(levels[0], scale_factor=4, mode="bilinear")
+    torch.testing.assert_close(pyr.up[0].fixed(levels[0])[..., 2:-2, 2:-2], up[..., 2:-2, 2:-2])
     torch.testing.assert_close(pyr.reconstruct(levels[-1], details), x, atol=1e-5, rtol=0)
 
 
@@ -19,5 +21,18 @@ def test_learned_residuals_are_what_the_reconstruction_depends_on():
     x = torch.randn(2, 8, 32, 32)
     levels, details = pyr.decompose(x)
     with torch.no_grad():
-        pyr.up[0].residual.weight.normal_()  # as if trained
+        pyr.up[0].residual.normal_()  # as if trained
     assert (pyr.reconstruct(levels[-1], details) - x).abs().max() > 1e-2
+
+
+def test_fused_reconstruction_with_messages_equals_the_explicit_one():
+    pyr = LaplacianPyramid(8, (4, 2))
+    with torch.no_grad():  # trained-looking resamplers
+        for r in [*pyr.up, *pyr.down]:
+            r.residual.normal_(std=0.1)
+    x = torch.randn(2, 8, 32, 32)
+    levels, details = pyr.decompose(x)
+    m8, m16 = torch.randn_like(levels[0]), torch.randn_like(levels[1])
+    explicit = pyr.reconstruct(levels[1] + m16, [details[0], details[1] + m8])
+    torch.testing.assert_close(pyr.reconstruct_with(x, levels, [m8, m16]), explicit, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pyr.reconstruct_with(x, levels, [0 * m8, 0 * m16]), pyr.reconstruct(levels[1], details))
