@@ -38,6 +38,9 @@ class TrainConfig:
     source of the cubes); window: L in pixels; batch_size: windows per step per process;
     lr: peak learning rate; warmup: warm-up steps (None: 5 % of steps, at most 500);
     checkpoint_every: steps between checkpoints; workers: DataLoader worker processes;
+    max_frames / max_targets: input / held-out frames per source and window; support_days:
+    (shortest, longest) support period; drop_frame_p: the student's frame dropout; min_valid:
+    share of a window's pixels that need a valid observation (see `aefcli.sampling`);
     threads: torch intra-op threads of the training process (0: torch's default).
     """
 
@@ -63,12 +66,17 @@ class TrainConfig:
     eval_field: str = "label"
     eval_every: int = 0
     max_frames: int = 16
+    max_targets: int = 2
+    support_days: tuple[float, float] = (180.0, 365.0)
+    drop_frame_p: float = 0.5
+    min_valid: float = 0.3
     resume: bool = False
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "cubes", tuple(Path(c) for c in self.cubes))
         object.__setattr__(self, "out", Path(self.out))
+        object.__setattr__(self, "support_days", tuple(float(d) for d in self.support_days))
         if not self.cubes:
             raise InputError("give at least one --cube")
         if self.preset not in PRESETS:
@@ -92,7 +100,9 @@ class TrainConfig:
     def sampling(self):
         from aefcli.sampling import SamplingConfig
 
-        return SamplingConfig(window=self.window, batch_size=self.batch_size, max_frames=self.max_frames)
+        return SamplingConfig(window=self.window, batch_size=self.batch_size, max_frames=self.max_frames,
+                              max_targets=self.max_targets, period_days=tuple(self.support_days),
+                              drop_frame_p=self.drop_frame_p, min_valid=self.min_valid)
 
     @property
     def warmup_steps(self) -> int:

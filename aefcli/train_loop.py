@@ -177,12 +177,13 @@ class Trainer:
             first = values[0] if first is None else first
             recent.append(values[0])
             done = step + 1
-            if self.eval is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+            probed = self.eval is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps)
+            if probed:
                 probe = self.eval(self.model, self.device)
             if self.metrics is not None:
                 row = dict(zip(TERMS, values), step=done, lr=self.sched.get_last_lr()[0], grad_norm=grad_norm,
                            samples_per_s=speed, elapsed_s=time.perf_counter() - t0)
-                if probe is not None and done % max(cfg.eval_every, 1) == 0:
+                if probed:
                     row["probe_balanced_accuracy"] = probe
                 self.metrics.write(row)
                 if hasattr(bar, "set_postfix"):

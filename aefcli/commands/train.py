@@ -35,6 +35,10 @@ def command(
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up steps (default 5 % of --steps)."),
     checkpoint_every: int = typer.Option(100, "--checkpoint-every", help="Steps between checkpoints."),
     max_frames: int = typer.Option(16, "--max-frames", help="Most input frames per source and window."),
+    max_targets: int = typer.Option(2, "--max-targets", help="Held-out frames per source and window."),
+    support_days: str = typer.Option("180,365", "--support-days", help="Shortest,longest support period in days."),
+    drop_frame_p: float = typer.Option(0.5, "--drop-frame-p", help="Student's chance to lose each frame (frame dropout)."),
+    min_valid: float = typer.Option(0.3, "--min-valid", help="Share of a window's pixels that need a valid observation."),
     workers: int = typer.Option(1, "--workers", help="Data-loading worker processes (0: load in the main process)."),
     threads: int = typer.Option(0, "--threads", help="torch threads for training (0: torch's default; 1 helps on a busy machine)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs on CPU are deterministic for a seed)."),
@@ -47,12 +51,19 @@ def command(
     json: bool = JSON,
 ) -> None:
     use_json(json)
+    from aefcli.errors import InputError
     from aefcli.train import TrainConfig, run
+
+    try:
+        lo, hi = (float(v) for v in support_days.split(","))
+    except ValueError:
+        raise InputError(f"--support-days takes two numbers such as 180,365, got {support_days!r}") from None
 
     cfg = TrainConfig(
         cubes=tuple(cube), out=out, preset=preset, steps=steps, batch_size=batch_size, window=window,
         sources=tuple(s.strip() for s in sources.split(",") if s.strip()) if sources else None,
         text=text, lr=lr, warmup=warmup, checkpoint_every=checkpoint_every, max_frames=max_frames,
+        max_targets=max_targets, support_days=(lo, hi), drop_frame_p=drop_frame_p, min_valid=min_valid,
         workers=workers, threads=threads, seed=seed, device=device, compile=compile_, eval_labels=eval_labels,
         eval_field=eval_field, eval_every=eval_every if eval_every else (steps if eval_labels else 0),
         resume=resume,

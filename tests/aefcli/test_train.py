@@ -71,6 +71,8 @@ def test_killed_run_resumes_to_the_same_weights(cube, tmp_path):
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and killed.poll() is None:
         time.sleep(0.02)
+    if killed.poll() is not None:
+        pytest.fail(f"training ended (rc {killed.returncode}) before it could be killed: {killed.stderr.read()[-2000:]}")
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait()
     assert killed.returncode == -signal.SIGKILL
