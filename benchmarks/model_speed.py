@@ -6,7 +6,7 @@ its fraction of the matmul's), fp32 and under bf16 autocast with the
 agreement between the two, then parameters and forward FLOPs/pixel of every
 preset (counted on the meta device, so `base` costs nothing to count).
 
-Run: python benchmarks/model_speed.py [--threads 2] [--size 128] [--batch 2] [--frames 12]
+Run from the repository root: python -m benchmarks.model_speed [--threads 2] [--size 128] [--batch 2] [--frames 12]
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 
 import torch
 
-from model import PRESETS, EmbeddingFieldModel, preset
+from model import PRESETS, EmbeddingFieldModel, preset, training_losses
 from model.flops import count_flops, count_parameters
-from model.synthetic import EXAMPLE_SOURCES, random_video
+from model.synthetic import EXAMPLE_SOURCES, random_train_batch, random_video
 
 SOURCES = EXAMPLE_SOURCES[:2]  # s2 (10 bands) + s1 (VV, VH)
 
@@ -75,6 +75,11 @@ def main() -> None:
     cos = (outputs["fp32"] * outputs["bf16-autocast"].float()).sum(-1)
     print(f"bf16 vs fp32 agreement: mean cosine {cos.mean():.5f}, 0.1 % quantile {cos.flatten().quantile(0.001):.5f}, "
           f"min {cos.min():.5f}")
+
+    tiny = EmbeddingFieldModel(preset("tiny", SOURCES)).train()
+    tiny_batch = random_train_batch(tiny.cfg, 2, 32, 3, generator=torch.Generator().manual_seed(0))
+    sec = _median_seconds(lambda: training_losses(tiny, tiny_batch).total.backward(), args.repeats)
+    print(f"tiny training step (teacher + student forward, backward) on 2 x (L=32), 3 frames per source: {sec:.3f} s")
 
     print(f"\nper preset (sources {[s.name for s in SOURCES]}, {args.frames} frames each, L={args.size}):")
     for name in PRESETS:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange, repeat
+from einops import rearrange
 from torch import nn
 
 from model.alibi import alibi_bias
@@ -81,9 +81,9 @@ class STPBlock(nn.Module):
         # the three paths, in parallel
         xp = self.precision(xp)
         # time: one sequence of T frames per L/8 cell, all cells and samples batched
-        seq = rearrange(xt, "(b t) h w c -> (b h w) t c", b=b)
-        cond = repeat(self.time_cond(tc), "b t c -> (b h w) t c", h=h8, w=w8)
-        xt = rearrange(self.time(seq, time_mask, cond), "(b h w) t c -> (b t) h w c", b=b, h=h8, w=w8)
+        seq = rearrange(xt, "(b t) h w c -> b (h w) t c", b=b)
+        cond = self.time_cond(tc)[:, None]  # (B, 1, T, Tw): the same timecode at every cell
+        xt = rearrange(self.time(seq, time_mask, cond), "b (h w) t c -> (b t) h w c", h=h8, w=w8)
         # space: one sequence of L/16 patches per frame
         xs = self.space(rearrange(xs, "n h w c -> n (h w) c"), space_mask).view(-1, h16, w16, xs.shape[-1])
         # exchange: coarse paths read the pyramid's low-pass levels of the precision path;
@@ -175,9 +175,9 @@ class STPEncoder(nn.Module):
             space_mask = alibi_bias(h16, w16, self.cfg.space_heads, xs.device)[None]
         # time attention: a frame is a key at an L/8 cell if it saw a valid pixel there;
         # every query may see itself so that no row is empty (no NaN)
-        key8 = rearrange(_pool_any(valid, 2 * TIME_FACTOR), "b t h w -> (b h w) t")
+        key8 = rearrange(_pool_any(valid, 2 * TIME_FACTOR), "b t h w -> b (h w) 1 1 t")
         eye = torch.eye(n_t, dtype=torch.bool, device=x.device)
-        time_mask = (key8[:, None, :] | eye)[:, None]  # (B*h8*w8, 1, T, T)
+        time_mask = key8 | eye  # (B, h8*w8, 1, T, T)
         for block in self.blocks:
             xp, xt, xs = block(xp, xt, xs, b, tc, time_mask, space_mask)
         features = rearrange(xp, "(b t) c h w -> b t h w c", b=b)  # a view: xp is channels_last

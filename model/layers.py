@@ -30,10 +30,10 @@ class MLP(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention on (N, S, D) token sets through scaled_dot_product_attention.
+    """Multi-head self-attention on (..., S, D) token sets through scaled_dot_product_attention.
 
-    `mask` is either a bool (N or 1, 1, S, S) "may attend" mask or an additive float
-    bias broadcastable to (N, heads, S, S) (the 2D-ALiBi bias).
+    `mask` is either a bool (..., 1, S, S) "may attend" mask or an additive float
+    bias broadcastable to (..., heads, S, S) (the 2D-ALiBi bias).
     """
 
     def __init__(self, dim: int, heads: int) -> None:
@@ -43,15 +43,20 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        q, k, v = rearrange(self.qkv(x), "n s (three h d) -> three n h s d", three=3, h=self.heads)
-        if mask is not None and mask.dtype != torch.bool:
-            mask = mask.to(q.dtype)  # autocast may run q in bf16
+        lead, (s, dim) = x.shape[:-2], x.shape[-2:]
+        # the fused CPU kernel takes 4-D inputs only (5-D falls back to the slow math path)
+        q, k, v = rearrange(self.qkv(x.reshape(-1, s, dim)), "n s (three h d) -> three n h s d",
+                            three=3, h=self.heads)
+        if mask is not None:
+            mask = mask.reshape(-1, *mask.shape[-3:]) if mask.dim() > 4 else mask
+            if mask.dtype != torch.bool:
+                mask = mask.to(q.dtype)  # autocast may run q in bf16
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        return self.proj(rearrange(out, "n h s d -> n s (h d)"))
+        return self.proj(rearrange(out, "n h s d -> n s (h d)")).view(*lead, s, dim)
 
 
 class TransformerLayer(nn.Module):
-    """Pre-norm transformer layer on (N, S, D); `cond` (N, S, D) is added to the attention input."""
+    """Pre-norm transformer layer on (..., S, D); `cond` (broadcastable) is added to the attention input."""
 
     def __init__(self, dim: int, heads: int, mlp_ratio: float) -> None:
         super().__init__()

@@ -1,0 +1,23 @@
+import torch
+
+from model import EmbeddingFieldModel, preset
+from model.flops import count_flops, count_parameters
+from model.synthetic import EXAMPLE_SOURCES, random_video
+
+
+def test_flops_counted_on_meta_equal_real_and_include_attention():
+    cfg = preset("tiny", EXAMPLE_SOURCES[:2])
+    model = EmbeddingFieldModel(cfg)
+    real = count_flops(model, random_video(cfg, 1, 32, 4))
+    with torch.device("meta"):
+        meta_model = EmbeddingFieldModel(cfg)
+        meta = count_flops(meta_model, random_video(cfg, 1, 32, 4))
+    assert real == meta > 0
+    assert count_parameters(meta_model) == count_parameters(model)
+    # twice the frames, nearly twice the work (the per-pixel head is a fixed cost)
+    assert count_flops(model, random_video(cfg, 1, 32, 8)) > 1.5 * real
+    # the CPU attention kernel, absent from torch's own table, is counted
+    from torch.utils.flop_counter import FlopCounterMode
+    with torch.no_grad(), FlopCounterMode(display=False) as plain:
+        model(random_video(cfg, 1, 32, 4))
+    assert real > plain.get_total_flops()
