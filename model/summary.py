@@ -36,6 +36,9 @@ class SummaryHead(nn.Module):
         # query from [code(t_s), code(t_e), log duration]
         self.query = nn.Sequential(nn.Linear(2 * tc + 1, p), nn.GELU(), nn.Linear(p, p))
         self.period_embed = nn.Linear(2 * tc + 1, p)
+        # small at init: the content summary, not the period alone, should shape mu at first
+        nn.init.normal_(self.period_embed.weight, std=0.02)
+        nn.init.zeros_(self.period_embed.bias)
         self.norm = nn.LayerNorm(p)
         self.key_time = nn.Linear(tc, p)
         self.key, self.value = nn.Linear(p, p), nn.Linear(p, p)
