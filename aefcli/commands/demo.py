@@ -1,14 +1,37 @@
-"""Run the main job end to end on the bundled sample world.
+"""Run the main job end to end on the bundled sample world (no network needed).
 
-Example: aef demo ./aef-demo
+Writes a synthetic world (COGs + STAC), ingests it onto a UTM cube, trains the
+tiny model, embeds the area, builds a designed-feature baseline and probes both
+with the world's labels, then prints where every output is.
+
+Example: aef demo ./aef-demo --steps 300
 """
 
 from __future__ import annotations
 
-from aefcli.errors import NotBuiltYet
+from pathlib import Path
+
+import typer
+
+from aefcli.commands.options import JSON, use_json
 
 NO_ARGS_IS_HELP = False
 
 
-def command() -> None:
-    raise NotBuiltYet("`aef demo` is not built yet in this version (planned: issue #2).")
+def command(
+    out: Path = typer.Argument(Path("aef-demo"), help="Folder for every output (created)."),
+    size: int = typer.Option(256, help="World side in pixels (multiple of 16)."),
+    steps: int = typer.Option(300, help="Training steps of the tiny model."),
+    seed: int = typer.Option(0, help="Seed of the world and the training."),
+    json: bool = JSON,
+) -> None:
+    from aefcli import console
+    from aefcli.demo import DemoConfig, run
+
+    use_json(json)
+    outputs = run(DemoConfig(out=out, size=size, steps=steps, seed=seed))
+    lines = ["outputs:"]
+    for stage, summary in outputs.items():
+        paths = {k: v for k, v in summary.items() if isinstance(v, str) and ("/" in v or v.endswith((".zarr", ".tif", ".png")))}
+        lines.append(f"  {stage}: " + ", ".join(f"{k}={v}" for k, v in paths.items()))
+    console.report(outputs, "\n".join(lines))
