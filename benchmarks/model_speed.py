@@ -81,6 +81,11 @@ def main() -> None:
     sec = _median_seconds(lambda: training_losses(tiny, tiny_batch).total.backward(), args.repeats)
     print(f"tiny training step (teacher + student forward, backward) on 2 x (L=32), 3 frames per source: {sec:.3f} s")
 
+    train_model = EmbeddingFieldModel(cfg).train()
+    train_batch = random_train_batch(cfg, args.batch, 64, 6, generator=torch.Generator().manual_seed(0))
+    sec = _median_seconds(lambda: training_losses(train_model, train_batch).total.backward(), args.repeats)
+    print(f"{args.preset} training step on {args.batch} x (L=64), 6 frames per source: {sec:.3f} s")
+
     print(f"\nper preset (sources {[s.name for s in SOURCES]}, {args.frames} frames each, L={args.size}):")
     for name in PRESETS:
         pcfg = preset(name, SOURCES)

@@ -155,7 +155,7 @@ class STPEncoder(nn.Module):
         b = video.batch_size
         if not video.sources:
             raise ValueError("the video has no source at all; give at least one (it may be all masked)")
-        x, embed, times, frame_ok, valid = self._embed_inputs(video)
+        x, embed, times, _, valid = self._embed_inputs(video)  # valid already excludes bad frames
         _, n_t, _, h2, w2 = x.shape
         if h2 % 8 or w2 % 8:
             raise ValueError(f"tile size must be a multiple of 16 pixels, got {2 * h2} x {2 * w2}")
