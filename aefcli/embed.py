@@ -299,7 +299,7 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
     if store_attrs(store).get("complete"):
         console.say(f"{store} is already complete; nothing to do")
         return {"store": str(store), "complete": True, "tiles_done": 0, "tiles_total": len(p.chunks)}
-    done = chunk_done(store)  # also deletes stray `.partial` files of a killed run
+    done = chunk_done(store, clean=[(c.i, c.j) for c in p.mine])  # stray `.partial` files of this share's chunks
     todo = [c for c in p.mine if (c.i, c.j) not in done]
     console.say(f"embedding {len(todo)} of {len(p.chunks)} tiles ({p.km2:.2f} km2) into {store}")
     t0 = time.perf_counter()

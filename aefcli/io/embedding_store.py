@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
@@ -166,13 +166,21 @@ def write_block(path: str | Path, block: np.ndarray, row0: int, col0: int) -> No
     arr[row0:r1, col0:c1, :] = values
 
 
-def chunk_done(path: str | Path) -> set[tuple[int, int]]:
-    """(chunk row, chunk col) indices already on disk, after deleting stray `*.partial` files."""
+def chunk_done(path: str | Path, clean: Iterable[tuple[int, int]] | None = None) -> set[tuple[int, int]]:
+    """(chunk row, chunk col) indices already on disk, after deleting stray `*.partial` files.
+
+    clean: only the partial files of these chunks are deleted (a share of a run must not
+    delete the in-flight files of shares running beside it); None deletes all of them.
+    """
     root = Path(path) / VAR
-    for stray in root.rglob("*.partial"):
-        stray.unlink()
-    done = set()
     base = root / "c"
+    keep = None if clean is None else set(clean)
+    for stray in root.rglob("*.partial"):
+        parts = stray.relative_to(base).parts if stray.is_relative_to(base) else ()
+        ij = tuple(int(p.split(".")[0]) for p in parts[:2]) if len(parts) >= 2 else None
+        if keep is None or ij in keep:
+            stray.unlink(missing_ok=True)
+    done = set()
     if base.is_dir():
         for f in base.glob("*/*/*"):
             if f.is_file() and all(p.isdigit() for p in f.relative_to(base).parts):

@@ -50,7 +50,9 @@ def test_write_resume_open_round_trip(tmp_path, dtype):
     stray = path / "embedding" / "c" / "0" / "1" / "0.partial"  # a killed writer's leftover
     stray.parent.mkdir(parents=True)
     stray.write_bytes(b"junk")
-    assert es.chunk_done(path) == {(0, 0)}
+    assert es.chunk_done(path, clean=[(1, 1)]) == {(0, 0)}
+    assert stray.exists(), "another share's in-flight chunk must survive"
+    assert es.chunk_done(path, clean=[(0, 1)]) == {(0, 0)}
     assert not list(path.rglob("*.partial"))
     # same settings: kept for resume; the written chunk survives
     es.create_store(path, GB, list(range(64)), dtype, 16, {"period": "2024-01-01/2025-01-01", "model": "m1"})
