@@ -37,7 +37,7 @@ class Resample(nn.Module):
         self.register_buffer("fixed_weight", kernel.expand(channels, 1, *kernel.shape).clone(), persistent=False)
         self.residual = nn.Parameter(torch.zeros_like(self.fixed_weight))
 
-    def _apply(self, x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
+    def _resample(self, x: torch.Tensor, weight: torch.Tensor, groups: int) -> torch.Tensor:
         weight = weight.to(x.dtype)
         if self.direction == "down":
             return F.conv2d(x, weight, stride=self.factor, groups=groups)
@@ -45,16 +45,16 @@ class Resample(nn.Module):
 
     def fixed(self, x: torch.Tensor) -> torch.Tensor:
         """The operator without its learned residual."""
-        return self._apply(x, self.fixed_weight, self.channels)
+        return self._resample(x, self.fixed_weight, self.channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._apply(x, self.fixed_weight + self.residual, self.channels)
+        return self._resample(x, self.fixed_weight + self.residual, self.channels)
 
     def learned_minus_fixed(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """self(a) - self.fixed(b) in one grouped convolution (a, b: same shape)."""
         weight = torch.stack([self.fixed_weight + self.residual, -self.fixed_weight], dim=1).flatten(0, 1)
         x = torch.stack([a, b], dim=2).flatten(1, 2)  # channels a0, b0, a1, b1, ...
-        return self._apply(x.contiguous(memory_format=torch.channels_last), weight, self.channels)
+        return self._resample(x.contiguous(memory_format=torch.channels_last), weight, self.channels)
 
 
 class LaplacianPyramid(nn.Module):

@@ -36,3 +36,14 @@ def test_fused_reconstruction_with_messages_equals_the_explicit_one():
     explicit = pyr.reconstruct(levels[1] + m16, [details[0], details[1] + m8])
     torch.testing.assert_close(pyr.reconstruct_with(x, levels, [m8, m16]), explicit, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(pyr.reconstruct_with(x, levels, [0 * m8, 0 * m16]), pyr.reconstruct(levels[1], details))
+
+
+def test_resample_moves_between_devices_and_dtypes():
+    # nn.Module._apply backs .to()/.float()/.double(): a module method of that name breaks them
+    import torch
+
+    from model.pyramid import Resample
+
+    layer = Resample(4, 2, "down").to(torch.float64)
+    assert layer.residual.dtype == torch.float64
+    assert layer(torch.zeros(1, 4, 8, 8, dtype=torch.float64)).shape == (1, 4, 4, 4)
