@@ -123,11 +123,12 @@ def run_benchmark(patch: Path, work: Path, checkpoint: Path | None = None, recip
     """Run the chain in `work` (reused: finished stages are skipped); returns the result dict."""
     import torch
 
-    from aefcli import embed, features, ingest, probe, train
+    from aefcli import embed, features, ingest, probe
     from aefcli.errors import PartialFailure
     from aefcli.io.local_services import serve_catalog
     from aefcli.probe_eval import MAX
-    from aefcli.recipes import train_config
+    from aefcli.checkpoint import load_checkpoint
+    from aefcli.recipes import train, train_config
 
     if threads:
         torch.set_num_threads(threads)
@@ -158,19 +159,23 @@ def run_benchmark(patch: Path, work: Path, checkpoint: Path | None = None, recip
             print(f"[quality] warning: {err}", file=sys.stderr)
     _stage("ingest", t0, timings)
     t0 = time.perf_counter()
-    if checkpoint is None:
+    trained = checkpoint is None
+    if trained:
         cfg = train_config(recipe, [cube], work / f"run-{recipe}", steps=steps)
-        train.run(cfg)
+        train(cfg)  # no labels: the probe labels are used below, only to score
         checkpoint = cfg.out / "checkpoint.safetensors"
     _stage("train", t0, timings)
     control = random_checkpoint(checkpoint, work / "random" / "checkpoint.safetensors")
     period = f"{year}-01-01/{year + 1}-01-01"
     cubes: dict[str, Path] = {}
+    # embed with windows of the size the model was trained on (its space path saw that many tokens)
+    window = int(min(64, max(16, load_checkpoint(checkpoint).train_args.get("window", 64))))
     t0 = time.perf_counter()
     for name, ckpt in (("aef", checkpoint), ("aef-random", control)):
         cubes[name] = work / f"{name}.zarr"
         embed.run(embed.EmbedConfig(checkpoint=Path(ckpt), out=cubes[name], period=period, cube=cube, bbox=bbox,
-                                    window=64, overlap=32, chunk=64, batch_size=4, overwrite=True, device="cpu"))
+                                    window=window, overlap=window // 4, chunk=64, batch_size=4, overwrite=True,
+                                    device="cpu"))
     _stage("embed", t0, timings)
     t0 = time.perf_counter()
     for kind in BASELINES:
@@ -185,7 +190,7 @@ def run_benchmark(patch: Path, work: Path, checkpoint: Path | None = None, recip
     _stage("probe", t0, timings)
     scores = {n: {s: r["scores"][s]["balanced_accuracy"] for s in r["scores"]} for n, r in zip(names, res["results"])}
     return {"patch": str(patch), "label_year": year, "period": period, "checkpoint": str(checkpoint),
-            "recipe": None if checkpoint and steps is None and recipe is None else recipe, "probe": probe_model,
+            "recipe": recipe if trained else None, "embed_window": window, "probe": probe_model,
             "classes": res["classes"], "class_counts": res["class_counts"], "dropped": labels["dropped"],
             "folds": {"cv": cv, "repeats": repeats, "draws": draws, "block_px": BLOCK_PX},
             "balanced_accuracy": scores, "error_cut": error_cuts(scores), "seconds": timings}
