@@ -35,23 +35,16 @@ class DemoConfig:
             raise InputError(f"--steps must be at least 1, got {self.steps}")
 
 
-def _inner_bbox(bbox: tuple[float, float, float, float], margin: float = 0.02) -> str:
-    """The world's bbox shrunk by a small fraction, so the output grid lies inside the imagery."""
-    w, s, e, n = bbox
-    dx, dy = (e - w) * margin, (n - s) * margin
-    return f"{w + dx:.6f},{s + dy:.6f},{e - dx:.6f},{n - dy:.6f}"
-
-
 def _stage(name: str, outputs: dict[str, Any], fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     console.say(f"== {name}")
     t0 = time.perf_counter()
     result = fn()
-    outputs[name] = {"seconds": round(time.perf_counter() - t0, 1), **result}
+    outputs[name] = {"seconds": round(time.perf_counter() - t0, 1), "result": result}
     return result
 
 
 def run(cfg: DemoConfig) -> dict[str, Any]:
-    """Run every stage into cfg.out; returns {stage: summary} with where each output is."""
+    """Run every stage into cfg.out; returns {stage: {seconds, result}, "outputs": {name: path}}."""
     from aefcli import embed, features, ingest, probe, train
     from aefcli.sampleworld import write_sample_world
 
@@ -61,8 +54,8 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
     done: dict[str, Any] = {}
 
     world = write_sample_world(out / "world", size=cfg.size, dates=cfg.dates, seed=cfg.seed, year=cfg.year)
-    done["sample-world"] = {"catalog": str(world.catalog), "labels": str(world.labels), "truth": str(world.truth)}
-    bbox = _inner_bbox(world.bbox_wgs84)
+    done["sample-world"] = {"result": {"catalog": str(world.catalog), "labels": str(world.labels), "truth": str(world.truth)}}
+    bbox = ",".join(f"{v:.6f}" for v in world.bbox_wgs84)
     cube = out / "cube.zarr"
     _stage("ingest", done, lambda: ingest.run(ingest.IngestConfig(
         stac=str(world.catalog), collections=("sentinel-2-l2a", "sentinel-1-grd"), bbox=bbox, period=period,
@@ -78,6 +71,11 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
     _stage("features", done, lambda: features.run(features.FeaturesConfig(
         cube=cube, period=period, kind="monthly-smooth", out=feats)))
     result = _stage("probe", done, lambda: probe.run(probe.ProbeConfig(
-        labels=world.labels, embeddings=(emb, feats), out=out / "map.tif", preview=out / "map.png", block=640.0)))
+        labels=world.labels, embeddings=(emb, feats), out=out / "map.tif", preview=out / "map.png", block=cfg.size * 10.0 / 4)))  # 16 CV blocks
     console.say(probe.format_table(result))
+    done["outputs"] = {
+        "world": str(world.catalog), "cube": str(cube), "checkpoint": trained["checkpoint"],
+        "embeddings": str(emb), "embeddings_preview": str(out / "embeddings.png"), "features": str(feats),
+        "map": str(out / "map.tif"), "map_preview": str(out / "map.png"),
+    }
     return done

@@ -30,8 +30,6 @@ def command(
 
     use_json(json)
     outputs = run(DemoConfig(out=out, size=size, steps=steps, seed=seed))
-    lines = ["outputs:"]
-    for stage, summary in outputs.items():
-        paths = {k: v for k, v in summary.items() if isinstance(v, str) and ("/" in v or v.endswith((".zarr", ".tif", ".png")))}
-        lines.append(f"  {stage}: " + ", ".join(f"{k}={v}" for k, v in paths.items()))
+    times = ", ".join(f"{k} {v['seconds']:.0f} s" for k, v in outputs.items() if "seconds" in v)
+    lines = [f"demo done ({times}); outputs:"] + [f"  {k:<20} {v}" for k, v in outputs["outputs"].items()]
     console.report(outputs, "\n".join(lines))
