@@ -93,18 +93,19 @@ def index_on_grid(geotext: GeoText, crs: Any, transform: Any, vocabulary: Sequen
     vocabulary: the distinct texts in embedding-table order. Features wholly outside
     the grid (`shape` = (ny, nx)) are dropped.
     """
+    import shapely
     from pyproj import Transformer
-    from shapely.ops import transform as reproject
 
-    to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True).transform
+    to_grid = Transformer.from_crs("EPSG:4326", crs, always_xy=True)
     inv = ~transform
     pos = {t: i for i, t in enumerate(vocabulary)}
     boxes, ids = [], []
     for text, geom in zip(geotext.texts, geotext.geoms):
-        x0, y0, x1, y1 = reproject(to_grid, geom).bounds
-        cols, rows = zip(*(inv @ (x, y) for x, y in ((x0, y0), (x1, y1))))
-        r0, r1 = int(np.floor(min(rows))), int(np.floor(max(rows))) + 1
-        c0, c1 = int(np.floor(min(cols))), int(np.floor(max(cols))) + 1
+        lon_lat = shapely.get_coordinates(geom)
+        x, y = to_grid.transform(lon_lat[:, 0], lon_lat[:, 1])
+        cols, rows = inv @ (np.asarray(x), np.asarray(y))
+        r0, r1 = int(np.floor(rows.min())), int(np.floor(rows.max())) + 1
+        c0, c1 = int(np.floor(cols.min())), int(np.floor(cols.max())) + 1
         if r1 <= 0 or c1 <= 0 or r0 >= shape[0] or c0 >= shape[1]:
             continue
         boxes.append((r0, r1, c0, c1))
