@@ -44,8 +44,8 @@ RECIPES: dict[str, dict[str, Any]] = {
     "smoke": dict(preset="tiny", steps=4, window=32, batch_size=2, max_frames=6, lr=1e-3, checkpoint_every=1000),
     # 2-core CPU default: tiny STP model, small windows, many windows per batch (uniformity across
     # windows), teacher-student consistency weighted up so the embedding ignores which frames it saw
-    "cpu": dict(preset="tiny", steps=600, window=32, batch_size=8, max_frames=16, lr=2e-3, checkpoint_every=100,
-                model_overrides=dict(c=0.2)),
+    "cpu": dict(preset="tiny", steps=600, window=32, batch_size=8, max_frames=16, max_targets=8, lr=2e-3,
+                workers=0, checkpoint_every=50, model_overrides=dict(c=0.2)),
 }
 
 
