@@ -130,10 +130,12 @@ def _wait_until_up(url: str, proc: subprocess.Popen, timeout_s: float = 15.0) ->
 
 
 @contextlib.contextmanager
-def serve_catalog(catalog_path: str | Path) -> Iterator[ServedCatalog]:
+def serve_catalog(catalog_path: str | Path, handler_class: type | None = None) -> Iterator[ServedCatalog]:
     """Serve a static STAC catalog as a real STAC API on 127.0.0.1; assets over HTTP Range.
 
     Yields a ServedCatalog whose `api_url` works with `pystac_client.Client.open`.
+    handler_class: passed to `serve_files` for the asset server (e.g. a fault-injecting
+    RangeRequestHandler subclass in tests); the STAC API itself stays rustac.
     Needs the `rustac` CLI (pip package rustac).
     """
     catalog_path = Path(catalog_path)
@@ -142,7 +144,7 @@ def serve_catalog(catalog_path: str | Path) -> Iterator[ServedCatalog]:
     rustac = shutil.which("rustac")
     if rustac is None:
         raise DataError("the `rustac` command is missing: pip install rustac")
-    with serve_files(catalog_path.resolve().parent) as files_url, tempfile.TemporaryDirectory(prefix="aef-stac-") as tmp:
+    with serve_files(catalog_path.resolve().parent, handler_class) as files_url, tempfile.TemporaryDirectory(prefix="aef-stac-") as tmp:
         collections, items = api_documents(catalog_path, files_url)
         hrefs = []
         for doc in collections:
