@@ -65,8 +65,14 @@ class ProbeConfig:
         return self.out.with_name(self.out.stem + ".proba.tif") if self.out and self.proba else None
 
 
-def open_source(path: Path):
-    """Any embedding source as a lazy (y, x, band) float32 DataArray with .rio.crs set."""
+def open_source(path: Path, labels=None):
+    """Any embedding source as a lazy (y, x, band) float32 DataArray with .rio.crs set.
+
+    path: a Zarr store, a GeoTIFF, or a tile index (`aef index` output: collection.json
+    or its folder). An index opens as one mosaic of the tiles the labels touch
+    (aefcli.io.labels.GeoLabels; None: every tile), in the UTM zone holding most of them.
+    """
+    from aefcli.index import COLLECTION
     from aefcli.io.embedding_store import open_embeddings
     from aefcli.io.geotiff import open_geotiff_embeddings
 
@@ -75,7 +81,42 @@ def open_source(path: Path):
         raise InputError(f"embedding cube {path} does not exist.")
     if path.suffix.lower() in (".tif", ".tiff"):
         return open_geotiff_embeddings(path)
+    if path.name == COLLECTION or (path.is_dir() and (path / COLLECTION).is_file() and not (path / "zarr.json").exists()):
+        return _open_index_source(path, labels)
     return open_embeddings(path)
+
+
+def _open_index_source(path: Path, labels):
+    """The index's tiles touched by the labels' WGS84 bbox, joined on one zone's grid."""
+    import shapely
+    from pyproj import Transformer
+
+    from aefcli.index import open_index, open_mosaic
+    from aefcli.io.embedding_store import open_embeddings
+
+    entries = open_index(path)
+    if not entries:
+        raise DataError(f"the index {path} lists no finished tile; run `aef embed --tile ...` then `aef index`.")
+    if labels is not None:
+        w, s, e, n = shapely.union_all(labels.geoms).bounds
+        area = shapely.box(*Transformer.from_crs(labels.crs, "EPSG:4326", always_xy=True).transform_bounds(w, s, e, n))
+
+        def touched(b) -> bool:  # a tile bbox with W > E crosses the antimeridian
+            boxes = [shapely.box(b[0], b[1], 180, b[3]), shapely.box(-180, b[1], b[2], b[3])] if b[0] > b[2] else [shapely.box(*b)]
+            return any(area.intersects(x) for x in boxes)
+
+        entries = [x for x in entries if touched(x.bbox)]
+        if not entries:
+            raise InputError(f"no tile of the index {path} lies under the labels (WGS84 bbox {[round(v, 5) for v in area.bounds]}); check their CRS and extent.")
+    zones = [x.epsg for x in entries]
+    epsg = max(sorted(set(zones)), key=zones.count)
+    if len(set(zones)) > 1:
+        console.say(f"labels span UTM zones {sorted(set(zones))}; probing the tiles of EPSG:{epsg} (most labels' tiles).")
+    stores = [open_embeddings(x.store) for x in entries if x.epsg == epsg]
+    x0, x1 = min(float(a.x.min()) for a in stores), max(float(a.x.max()) for a in stores)
+    y0, y1 = min(float(a.y.min()) for a in stores), max(float(a.y.max()) for a in stores)
+    mosaic = open_mosaic(path, epsg)
+    return mosaic.sel(x=slice(x0, x1), y=slice(y1, y0))  # y descends: north first
 
 
 def geobox_of(arr):
@@ -131,7 +172,7 @@ def run(cfg: ProbeConfig) -> dict:
     from aefcli.io.labels import read_geojson, to_pixels
 
     geo = read_geojson(cfg.labels, cfg.field)
-    cubes = [open_source(p) for p in cfg.embeddings]
+    cubes = [open_source(p, geo) for p in cfg.embeddings]
     grid = geobox_of(cubes[0])
     labels = to_pixels(geo, grid, cfg.max_per_polygon, cfg.seed)
     if labels.x.size == 0:
