@@ -37,6 +37,9 @@ class PreprocessConfig:
             object.__setattr__(self, "out", Path(self.out))
             if self.out.exists():
                 raise InputError(f"{self.out} already exists; remove it or choose another --out")
+            parent = self.out.absolute().parent
+            if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                raise InputError(f"cannot write {self.out}: {parent} is missing or not writable")
 
 
 def load_stats(path: Path) -> dict[str, NormStats]:
@@ -46,6 +49,8 @@ def load_stats(path: Path) -> dict[str, NormStats]:
     if read_cube_attrs(path) is not None:
         cube = open_cube(path)
         found = {s: n for s, n in cube.norm.items() if n is not None}
+    elif path.is_dir() and (path / "zarr.json").is_file():
+        raise InputError(f"--stats {path} is a Zarr store but not an aef cube; give a cube or a checkpoint")
     else:
         from aefcli.checkpoint import load_checkpoint
 
@@ -71,24 +76,43 @@ def run(cfg: PreprocessConfig, require_complete: bool = True) -> dict:
     from aefcli.io.cube import CubeWriter, open_cube
 
     cube = open_cube(cfg.cube, require_complete=require_complete)
-    if cfg.stats is not None:
-        given = load_stats(cfg.stats)
-        missing = [s for s in cube.sources if s not in given]
-        if missing:
-            raise DataError(f"{cfg.stats} has no statistics for source(s) {missing} of {cfg.cube}")
-        norms = {s: given[s].select(cube.bands[s]) for s in cube.sources}
-    else:
-        norms = compute_norms(cfg.cube, list(cube.sources))
-    target = cfg.cube
-    if cfg.out is not None:
-        tmp = cfg.out.with_name(f".{cfg.out.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+    norms = _given_norms(cfg.stats, cube) if cfg.stats is not None else compute_norms(cfg.cube, list(cube.sources))
+    if cfg.out is None:
+        writer = CubeWriter(cfg.cube)
+        for source, stats in norms.items():
+            writer.set_norm(source, stats)
+        return {"cube": str(cfg.cube), "sources": {s: n.to_dict() for s, n in norms.items()}}
+    # A copy built beside --out and renamed into place: a failure never leaves a half-written store there.
+    tmp = cfg.out.with_name(f".{cfg.out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
         shutil.copytree(cfg.cube, tmp)
-        target = tmp
-    writer = CubeWriter(target)
-    for source, stats in norms.items():
-        writer.set_norm(source, stats)
-    if cfg.out is not None:
+        writer = CubeWriter(tmp)
+        for source, stats in norms.items():
+            writer.set_norm(source, stats)
         os.replace(tmp, cfg.out)
-        target = cfg.out
-    return {"cube": str(target), "sources": {s: n.to_dict() for s, n in norms.items()}}
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {"cube": str(cfg.out), "sources": {s: n.to_dict() for s, n in norms.items()}}
+
+
+def _given_norms(path: Path, cube) -> dict[str, NormStats]:
+    """The statistics at `path` for every source and band of `cube`; one-line DataError otherwise."""
+    from aefcli.bands import transform_for
+
+    given = load_stats(path)
+    missing = [s for s in cube.sources if s not in given]
+    if missing:
+        raise DataError(f"{path} has no statistics for source(s) {missing} of {cube.path}; it covers {sorted(given)}")
+    norms = {}
+    for s in cube.sources:
+        lacking = [b for b in cube.bands[s] if b not in given[s].bands]
+        if lacking:
+            raise DataError(f"{path} has no {s} statistics for band(s) {lacking} of {cube.path}; "
+                            f"it covers {list(given[s].bands)}")
+        if given[s].transform != transform_for(s):
+            raise DataError(f"{path} holds {s} statistics of the {given[s].transform!r} transform; "
+                            f"aef uses {transform_for(s)!r} for {s}")
+        norms[s] = given[s].select(cube.bands[s])
+    return norms
