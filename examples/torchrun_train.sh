@@ -1,7 +1,7 @@
 #!/bin/bash
 # Multi-node training with torchrun: run this same script on every node (or as one SLURM job step).
 #
-#   NNODES=2 GPUS_PER_NODE=4 MASTER_ADDR=node001 examples/torchrun_train.sh --cubes cubes/ --out runs/base
+#   NNODES=2 GPUS_PER_NODE=4 MASTER_ADDR=node001 examples/torchrun_train.sh --cube cube.zarr --out runs/base
 #
 # Under SLURM, `srun --nodes=2 --ntasks-per-node=1 examples/torchrun_train.sh ...` fills NNODES and
 # MASTER_ADDR from the allocation. torchrun sets RANK / LOCAL_RANK / WORLD_SIZE for each process;
