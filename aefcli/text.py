@@ -12,7 +12,6 @@ texts, so a sampled window finds the texts that fall in it without any I/O.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -61,16 +60,10 @@ def read_geotext(path: str | os.PathLike) -> GeoText:
     """Read a GeoJSON FeatureCollection of texts; InputError (one line) when it is unusable."""
     from shapely.geometry import shape
 
+    from aefcli.io.geojson import read_features
+
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"text file {path} does not exist") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"text file {path} is not valid GeoJSON ({err})") from None
-    features = doc.get("features") if isinstance(doc, dict) else None
-    if not isinstance(features, list):
-        raise InputError(f"text file {path} is not a GeoJSON FeatureCollection")
+    features, _ = read_features(path, "text file")
     texts, geoms = [], []
     for i, feat in enumerate(features):
         props = (feat or {}).get("properties") or {}

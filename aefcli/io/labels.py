@@ -7,7 +7,6 @@ CRS so that spatial CV blocks are drawn in metres.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,18 +81,10 @@ def read_geojson(path: str | Path, field: str) -> GeoLabels:
     """
     import shapely.geometry
 
+    from aefcli.io.geojson import read_features
+
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise InputError(f"label file {path} does not exist.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise InputError(f"{path} is not valid GeoJSON ({err.__class__.__name__}: {err}); fix the file.") from None
-    if not isinstance(doc, dict) or doc.get("type") not in ("FeatureCollection", "Feature"):
-        raise InputError(f"{path} is not a GeoJSON FeatureCollection or Feature.")
-    feats = doc.get("features") if doc["type"] == "FeatureCollection" else [doc]
-    if not isinstance(feats, list) or not feats:
-        raise InputError(f"{path} has no features; give at least one labelled point or polygon.")
+    feats, doc = read_features(path, "label file")
     geoms, values, seen = [], [], set()
     for i, feat in enumerate(feats):
         props = (feat or {}).get("properties") or {}

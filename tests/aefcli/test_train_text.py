@@ -46,7 +46,7 @@ def test_points_and_polygons_land_on_their_pixels(tmp_path):
 
 @pytest.mark.parametrize("content, match", [
     ("not json", "not valid GeoJSON"),
-    ('{"type": "Feature"}', "FeatureCollection"),
+    ('{"type": "Point", "coordinates": [0, 0]}', "FeatureCollection"),
     ('{"type": "FeatureCollection", "features": [{"type": "Feature", "geometry": null, "properties": {}}]}', "no feature"),
 ])
 def test_unusable_text_files_are_input_errors(tmp_path, content, match):
