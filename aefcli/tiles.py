@@ -298,11 +298,14 @@ def tiles_for_geojson(path_or_geom: str | Path | dict | Any, tile_size_m: int = 
 EMBEDDING_BANDS = 64  # formats.md section 4
 
 
-def estimate(geom, tiles: Sequence[Tile], bands: int = EMBEDDING_BANDS) -> dict[str, Any]:
+def estimate(geom, tiles: Sequence[Tile], bands: int = EMBEDDING_BANDS, seconds_per_window: float | None = None,
+             window: int = 128, overlap: int = 32, chunk: int = 512) -> dict[str, Any]:
     """Size of a run: geodesic area (km2) of `geom` (WGS84), tiles, tiled km2, uncompressed output bytes.
 
     Output bytes count every pixel of every tile (y, x, band): float32 4 bytes,
-    int8 1 byte per value; Zarr compression is not counted.
+    int8 1 byte per value; Zarr compression is not counted. With seconds_per_window
+    (a measured model time, `aefcli.embed.calibrate`): the model windows of every tile
+    (window/overlap/chunk as `aef embed`) and the compute time, windows x seconds.
     """
     import shapely
     from pyproj import Geod
@@ -312,7 +315,7 @@ def estimate(geom, tiles: Sequence[Tile], bands: int = EMBEDDING_BANDS) -> dict[
     strips = (geom.intersection(shapely.box(lon0, -90, lon0 + 6, 90)) for lon0 in range(-180, 180, 6))
     area_m2 = sum(abs(geod.geometry_area_perimeter(b)[0]) for b in strips if not b.is_empty)
     pixels = sum((t.size_m // RESOLUTION_M) ** 2 for t in tiles)
-    return {
+    out = {
         "area_km2": round(area_m2 / 1e6, 3),
         "tiles": len(tiles),
         "tiles_km2": round(sum(t.size_m**2 for t in tiles) / 1e6, 3),
@@ -320,3 +323,13 @@ def estimate(geom, tiles: Sequence[Tile], bands: int = EMBEDDING_BANDS) -> dict[
         "bytes_float32": pixels * bands * 4,
         "bytes_int8": pixels * bands,
     }
+    if seconds_per_window is not None:
+        from aefcli.tiling import Layout, chunk_grid
+
+        windows = 0
+        for t in tiles:  # each output chunk (task) runs every window reaching it: count per chunk
+            n = t.size_m // RESOLUTION_M
+            lay = Layout(window, overlap, chunk, origin=((t.y0 + t.size_m) // -RESOLUTION_M, t.x0 // RESOLUTION_M))
+            windows += sum(len(lay.windows(c.rows, c.cols)) for c in chunk_grid((n, n), chunk))
+        out.update(windows=windows, seconds_per_window=round(seconds_per_window, 6), compute_s=round(windows * seconds_per_window, 1))
+    return out
