@@ -141,3 +141,25 @@ def test_killed_tile_resumes_and_four_tiles_equal_one_store(world):
     edge = np.nanmean(np.concatenate([cos_x[:, 39], cos_y[39]]))
     inside = np.nanmean(np.concatenate([np.delete(cos_x, 39, 1).ravel(), np.delete(cos_y, 39, 0).ravel()]))
     assert abs(inside - edge) < 0.01, (inside, edge)
+
+
+def test_tiles_estimate_with_a_checkpoint_times_the_model(world):
+    d, cube, ckpt, bbox, tiles = world
+    area = ",".join(map(str, _inner_bbox()))
+    base = ["tiles", "--json", "--bbox", area, "--tile-size", str(TILE_M), "--estimate"]
+    res = CliRunner().invoke(app, [*base, "--checkpoint", str(ckpt), "--window", "32", "--overlap", "8", "--chunk", "16", "--frames", "4"])
+    assert res.exit_code == 0, res.output
+    est = json.loads(res.stdout.strip().splitlines()[-1])
+    assert est["tiles"] == 4 and est["bytes_int8"] == 4 * 40 * 40 * 64
+    # every window `aef embed --tile` runs for these tiles (per chunk: windows reaching two chunks run twice)
+    from aefcli.embed import plan
+
+    windows = sum(plan(_cfg(world, d / "est", tile_id=t.id)).windows for t in tiles)
+    assert windows > sum(plan(_cfg(world, d / "est", tile_id=t.id, chunk=40)).windows for t in tiles)
+    assert est["windows"] == windows
+    assert est["seconds_per_window"] > 0 and abs(est["compute_s"] - windows * est["seconds_per_window"]) < 0.1
+    assert est["calibration"]["frames"] == 4 and est["calibration"]["window"] == 32
+    plain = CliRunner().invoke(app, base)  # without a checkpoint: sizes only, no timing
+    assert plain.exit_code == 0 and "compute_s" not in json.loads(plain.stdout.strip().splitlines()[-1])
+    bad = CliRunner().invoke(app, [*base, "--checkpoint", str(d / "missing")])
+    assert bad.exit_code == 1
