@@ -62,13 +62,7 @@ def serve_files(root: str | Path, handler_class: type | None = None) -> Iterator
             raise DataError(f"the local file server did not start: {proc.stderr.read()[-300:]}")
         yield f"http://127.0.0.1:{line}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        proc.stdout.close()
-        proc.stderr.close()
+        _stop(proc)
 
 
 @contextlib.contextmanager
@@ -86,6 +80,19 @@ def _serve_files_in_thread(root: str | Path, handler_class: type) -> Iterator[st
     finally:
         server.shutdown()
         server.server_close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Terminate a service process (kill it if it lingers) and close its pipes."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe:
+            pipe.close()
 
 
 def api_documents(catalog_path: str | Path, files_url: str) -> tuple[list[dict], list[dict]]:
@@ -163,10 +170,4 @@ def serve_catalog(catalog_path: str | Path, handler_class: type | None = None) -
             _wait_until_up(api_url, proc)
             yield ServedCatalog(api_url=api_url, files_url=files_url, item_count=len(items))
         finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            if proc.stderr:
-                proc.stderr.close()
+            _stop(proc)
