@@ -61,7 +61,8 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
         stac=str(world.catalog), collections=("sentinel-2-l2a", "sentinel-1-grd"), bbox=bbox, period=period,
         out=cube, command="aef demo")))
     trained = _stage("train", done, lambda: train.run(train.TrainConfig(
-        cubes=(cube,), out=out / "run", preset="tiny", steps=cfg.steps, seed=cfg.seed, workers=0,
+        cubes=(cube,), out=out / "run", preset="tiny", steps=cfg.steps, window=32, batch_size=8, seed=cfg.seed,
+        workers=0,
         checkpoint_every=max(1, cfg.steps // 4))))
     emb = out / "embeddings.zarr"
     _stage("embed", done, lambda: embed.run(embed.EmbedConfig(
