@@ -90,13 +90,13 @@ class _Strip:
     has_data: np.ndarray  # (L, W) bool: any valid observation in any source
 
 
-def read_strip(job: EmbedJob, row0: int, col0: int, width: int) -> _Strip:
-    """Input for output rows [row0, row0+L) and cols [col0, col0+width), all sources of the job."""
+def read_strip(job: EmbedJob, row0: int, col0: int, width: int, height: int = 0) -> _Strip:
+    """Input for output rows [row0, row0+height) (default L) and cols [col0, col0+width), all sources of the job."""
     from aefcli.io.cube import SourceWindow
 
     ckpt, _ = load_model(job)
     cube = _cube(job.cube)
-    size = job.layout.window
+    size = height or job.layout.window
     rows = slice(job.offset[0] + row0, job.offset[0] + row0 + size)
     cols = slice(job.offset[1] + col0, job.offset[1] + col0 + width)
     period = tuple(np.datetime64(p, "ns") for p in job.period)
@@ -110,38 +110,57 @@ def read_strip(job: EmbedJob, row0: int, col0: int, width: int) -> _Strip:
     return _Strip(row0, col0, windows, has_data)
 
 
-def _cut(strip: _Strip, col0: int, size: int) -> tuple[dict[str, Any], np.ndarray]:
-    """One L x L window of a strip, starting at output col `col0`."""
+def _cut(strip: _Strip, row0: int, col0: int, size: int) -> tuple[dict[str, Any], np.ndarray]:
+    """One L x L window of a strip, starting at output pixel (row0, col0)."""
     from aefcli.io.cube import SourceWindow
 
-    a = col0 - strip.col0
+    r, a = row0 - strip.row0, col0 - strip.col0
     cut = {
-        s: SourceWindow(w.values[..., a : a + size], w.valid[..., a : a + size], w.times, w.bands)
+        s: SourceWindow(w.values[..., r : r + size, a : a + size], w.valid[..., r : r + size, a : a + size], w.times, w.bands)
         for s, w in strip.windows.items()
     }
-    return cut, strip.has_data[:, a : a + size]
+    return cut, strip.has_data[r : r + size, a : a + size]
+
+
+STRIP_BYTES = 64 * 2**20  # input held per read: rows of windows are grouped up to this size
+
+
+def _row_groups(row_starts: list[int], rows_per_read: int) -> list[list[int]]:
+    return [row_starts[k : k + rows_per_read] for k in range(0, len(row_starts), rows_per_read)]
 
 
 def _window_inputs(job: EmbedJob, chunk: Chunk) -> Iterator[tuple[int, int, dict, np.ndarray]]:
     """(row0, col0, window, has_data) of every contributing window with data, in a fixed order.
 
-    The next strip is read in a background thread while the caller runs the model
-    on the current one, so I/O hides behind compute.
+    Input is read in strips of several window rows (up to STRIP_BYTES): the cube's
+    compressed chunks are larger than a window row, and each read decodes every
+    chunk it touches, so tall strips decode each cube chunk a few times, not once
+    per window row. The next strip is read in a background thread while the
+    caller runs the model on the current one, so I/O hides behind compute.
     """
     lay = job.layout
     row_starts = lay.starts(0, *chunk.rows)
     col_starts = lay.starts(1, *chunk.cols)
     width = col_starts[-1] + lay.window - col_starts[0]
+    first = read_strip(job, row_starts[0], col_starts[0], width)  # one window row: sizes the strips
+    row_bytes = sum(w.values.nbytes + w.valid.nbytes for w in first.windows.values()) / lay.window
+    extra = max(0, int(STRIP_BYTES / max(row_bytes, 1.0)) - lay.window) // lay.stride
+    groups = [row_starts[:1]] + _row_groups(row_starts[1:], 1 + extra)
+
+    def read(group: list[int]) -> _Strip:
+        return read_strip(job, group[0], col_starts[0], width, group[-1] - group[0] + lay.window)
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aef-read") as pool:
-        pending = pool.submit(read_strip, job, row_starts[0], col_starts[0], width)
-        for k in range(len(row_starts)):
-            strip = pending.result()
-            if k + 1 < len(row_starts):
-                pending = pool.submit(read_strip, job, row_starts[k + 1], col_starts[0], width)
-            for c0 in col_starts:
-                win, has = _cut(strip, c0, lay.window)
-                if has.any():  # a window without any observation only touches nodata pixels
-                    yield strip.row0, c0, win, has
+        pending = None
+        for k, group in enumerate(groups):
+            strip = first if k == 0 else pending.result()
+            if k + 1 < len(groups):
+                pending = pool.submit(read, groups[k + 1])
+            for r0 in group:
+                for c0 in col_starts:
+                    win, has = _cut(strip, r0, c0, lay.window)
+                    if has.any():  # a window without any observation only touches nodata pixels
+                        yield r0, c0, win, has
 
 
 def run_windows(model, job: EmbedJob, windows: list[dict]) -> np.ndarray:
