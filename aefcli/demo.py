@@ -23,7 +23,7 @@ class DemoConfig:
     out: Path
     size: int = 256
     dates: int = 24
-    steps: int = 300
+    steps: int = 200
     seed: int = 0
     year: int = 2024
 

@@ -4,7 +4,7 @@ Writes a synthetic world (COGs + STAC), ingests it onto a UTM cube, trains the
 tiny model, embeds the area, builds a designed-feature baseline and probes both
 with the world's labels, then prints where every output is.
 
-Example: aef demo ./aef-demo --steps 300
+Example: aef demo ./aef-demo --steps 200
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ NO_ARGS_IS_HELP = False
 def command(
     out: Path = typer.Argument(Path("aef-demo"), help="Folder for every output (created)."),
     size: int = typer.Option(256, help="World side in pixels (multiple of 16)."),
-    steps: int = typer.Option(300, help="Training steps of the tiny model."),
+    steps: int = typer.Option(200, help="Training steps of the tiny model."),
     seed: int = typer.Option(0, help="Seed of the world and the training."),
     json: bool = JSON,
 ) -> None:
