@@ -138,9 +138,12 @@ def _open_array(path: Path, mode: str = "r"):
     import zarr
 
     try:
-        return zarr.open_array(path / VAR, mode=mode, config={"write_empty_chunks": True})
+        array = zarr.open_array(path / VAR, mode=mode)
     except (FileNotFoundError, ValueError) as err:
         raise DataError(f"{path} has no `{VAR}` array ({err}); it is not an aef embedding cube.") from None
+    # An all-nodata chunk (ocean, no observations) must still land on disk, or resume and
+    # completeness, which count chunk files, never see it done. (zarr 3.1 ignores `config=` here.)
+    return array.with_config({"write_empty_chunks": True})
 
 
 def write_block(path: str | Path, block: np.ndarray, row0: int, col0: int) -> None:

@@ -146,3 +146,11 @@ def test_crs_and_transform_recovered_by_gdal(tmp_path):
     with src:
         assert src.crs.to_epsg() == 32631
         assert tuple(src.transform)[:6] == tuple(GB.affine)[:6]
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_an_all_nodata_chunk_is_written_and_counts_as_done(tmp_path, dtype):
+    path = tmp_path / "emb.zarr"
+    es.create_store(path, GB, list(range(64)), dtype, 16, {"period": "2024-01-01/2025-01-01"})
+    es.write_block(path, np.full((16, 16, 64), np.nan, dtype="float32"), 0, 0)  # e.g. open sea
+    assert es.chunk_done(path) == {(0, 0)}
