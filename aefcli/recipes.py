@@ -44,50 +44,8 @@ def train_config(name: str, cubes: Sequence[str | Path], out: str | Path, **over
     return TrainConfig(cubes=tuple(Path(c) for c in cubes), out=Path(out), **kwargs)
 
 
-class _InMemory:
-    """A whole zarr array held as numpy, answering the two reads `Cube` makes."""
-
-    def __init__(self, array) -> None:
-        import numpy as np
-
-        self.data = np.asarray(array[...])
-
-    def get_orthogonal_selection(self, selection: tuple):
-        import numpy as np
-
-        out = self.data[selection[0]]  # fancy index on time first, then the plain slices
-        return out[(slice(None), *selection[1:])] if len(selection) > 1 else out
-
-    def __getitem__(self, key):
-        return self.data[key]
-
-
-def cube_in_memory(path: str | Path, opener=None):
-    """`open_cube(path)` with every source's raw/valid arrays read into RAM once.
-
-    Training draws thousands of random windows; from the Zarr store each one costs
-    one chunk read per frame (~0.4 s for 32 x 32 px over 270 frames on 2 cores), from
-    RAM it costs a numpy slice. Only for cubes that fit in memory (raw is float32).
-    """
-    from aefcli.io.cube import open_cube
-
-    cube = (opener or open_cube)(path)
-    cube._root = {s: {"raw": _InMemory(cube._root[s]["raw"]), "valid": _InMemory(cube._root[s]["valid"])}
-                  for s in cube.sources}
-    return cube
-
-
-def train(cfg: TrainConfig, in_memory: bool = True) -> dict[str, Any]:
-    """`aefcli.train.run(cfg)`, its cubes held in RAM when `in_memory` (see `cube_in_memory`)."""
-    import contextlib
-    import functools
-    from unittest import mock
-
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """`aefcli.train.run(cfg)`: the trainer holds cubes that fit `cfg.cache_mb` in RAM itself."""
     from aefcli import train as stage
-    from aefcli.io.cube import open_cube
 
-    # the trainer opens its cubes through aefcli.io.cube.open_cube: hand it the in-RAM ones
-    loader = functools.partial(cube_in_memory, opener=open_cube)
-    patch = mock.patch("aefcli.io.cube.open_cube", loader) if in_memory else contextlib.nullcontext()
-    with patch:
-        return stage.run(cfg)
+    return stage.run(cfg)

@@ -46,7 +46,8 @@ class SamplingConfig:
     max_targets: most held-out frames per source and window;
     min_valid: fraction of the window's pixels that need a valid observation;
     period_days: (shortest, longest) support period; min_valid_days: shortest valid period;
-    drop_frame_p: chance that the student loses each frame under frame dropout.
+    drop_frame_p: chance that the student loses each frame under frame dropout;
+    cache_mb: RAM per cube for holding its sources in memory (small cubes: every window a slice).
     """
 
     window: int = 64
@@ -58,6 +59,7 @@ class SamplingConfig:
     min_valid_days: float = 60.0
     drop_frame_p: float = 0.5
     tries: int = 20
+    cache_mb: int = 2048
 
     def __post_init__(self) -> None:
         if self.window < 8:
@@ -116,7 +118,7 @@ class WindowSampler:
         if self._cubes is None:
             from aefcli.io.cube import open_cube
 
-            self._cubes = [open_cube(p) for p in self.paths]
+            self._cubes = [open_cube(p, cache_bytes=self.cfg.cache_mb * 2**20) for p in self.paths]
             self._weights = check_cubes(self._cubes, self.sources, self.cfg.window)
         return self._cubes
 

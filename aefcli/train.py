@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 PRESETS = ("tiny", "small", "base")
 # Arguments a resumed run may change; any other difference means another run.
 RESUMABLE = ("steps", "checkpoint_every", "workers", "threads", "device", "compile", "eval_labels", "eval_every",
-             "resume")
+             "resume", "cache_mb")
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class TrainConfig:
     max_frames / max_targets: input / held-out frames per source and window; support_days:
     (shortest, longest) support period; drop_frame_p: the student's frame dropout; min_valid:
     share of a window's pixels that need a valid observation (see `aefcli.sampling`);
-    threads: torch intra-op threads of the training process (0: torch's default).
+    threads: torch intra-op threads of the training process (0: torch's default);
+    cache_mb: RAM per cube for holding its sources in memory (0: read every window from the store).
     """
 
     cubes: tuple[Path, ...]
@@ -70,6 +71,7 @@ class TrainConfig:
     support_days: tuple[float, float] = (180.0, 365.0)
     drop_frame_p: float = 0.5
     min_valid: float = 0.3
+    cache_mb: int = 2048
     resume: bool = False
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -102,7 +104,7 @@ class TrainConfig:
 
         return SamplingConfig(window=self.window, batch_size=self.batch_size, max_frames=self.max_frames,
                               max_targets=self.max_targets, period_days=tuple(self.support_days),
-                              drop_frame_p=self.drop_frame_p, min_valid=self.min_valid)
+                              drop_frame_p=self.drop_frame_p, min_valid=self.min_valid, cache_mb=self.cache_mb)
 
     @property
     def warmup_steps(self) -> int:

@@ -40,6 +40,7 @@ def command(
     drop_frame_p: float = typer.Option(0.5, "--drop-frame-p", help="Student's chance to lose each frame (frame dropout)."),
     min_valid: float = typer.Option(0.3, "--min-valid", help="Share of a window's pixels that need a valid observation."),
     workers: int = typer.Option(1, "--workers", help="Data-loading worker processes (0: load in the main process)."),
+    cache_mb: int = typer.Option(2048, "--cache-mb", help="RAM per cube for holding it in memory while it fits (0: off)."),
     threads: int = typer.Option(0, "--threads", help="torch threads for training (0: torch's default; 1 helps on a busy machine)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (runs on CPU are deterministic for a seed)."),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda."),
@@ -64,7 +65,7 @@ def command(
         sources=tuple(s.strip() for s in sources.split(",") if s.strip()) if sources else None,
         text=text, lr=lr, warmup=warmup, checkpoint_every=checkpoint_every, max_frames=max_frames,
         max_targets=max_targets, support_days=(lo, hi), drop_frame_p=drop_frame_p, min_valid=min_valid,
-        workers=workers, threads=threads, seed=seed, device=device, compile=compile_, eval_labels=eval_labels,
+        workers=workers, threads=threads, cache_mb=cache_mb, seed=seed, device=device, compile=compile_, eval_labels=eval_labels,
         eval_field=eval_field, eval_every=eval_every if eval_every else (steps if eval_labels else 0),
         resume=resume,
     )

@@ -280,9 +280,11 @@ def _as_datetime64(value) -> np.datetime64:
 class Cube:
     """A complete ingested cube, opened for reading (see `open_cube`)."""
 
-    def __init__(self, path: Path, root) -> None:
+    def __init__(self, path: Path, root, cache_bytes: int = 0) -> None:
         self.path = path
         self._root = root
+        self._cache_left = int(cache_bytes)  # RAM still allowed for sources held as numpy
+        self._cached: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.attrs: dict[str, Any] = dict(root.attrs[CUBE_ATTR])
         self.geobox = _geobox(self.attrs["crs"], self.attrs["transform"], self.attrs["shape"])
         self.sources: tuple[str, ...] = tuple(self.attrs["sources"])
@@ -337,16 +339,36 @@ class Cube:
         valid = np.zeros((len(idx), h, w), dtype=bool)
         ir0, ir1, ic0, ic1 = max(r0, 0), min(r1, ny), max(c0, 0), min(c1, nx)
         if len(idx) and ir1 > ir0 and ic1 > ic0:
-            g = self._root[source]
-            sel = np.asarray(t_store)
-            raw = np.asarray(g["raw"].get_orthogonal_selection((sel, slice(None), slice(ir0, ir1), slice(ic0, ic1))))
-            ok = np.asarray(g["valid"].get_orthogonal_selection((sel, slice(ir0, ir1), slice(ic0, ic1))))
+            sel, ys, xs = np.asarray(t_store), slice(ir0, ir1), slice(ic0, ic1)
+            if self._in_ram(source):
+                raw_all, ok_all = self._cached[source]
+                raw, ok = raw_all[sel][:, :, ys, xs], ok_all[sel][:, ys, xs]
+            else:
+                g = self._root[source]
+                raw = np.asarray(g["raw"].get_orthogonal_selection((sel, slice(None), ys, xs)))
+                ok = np.asarray(g["valid"].get_orthogonal_selection((sel, ys, xs)))
             z = standardise(raw, stats)
             ok &= np.isfinite(z).all(axis=1)
             z = np.where(ok[:, None], z, 0.0).astype(np.float32)
             values[:, :, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = z
             valid[:, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = ok
         return SourceWindow(values, valid, self.times[source][idx], self.bands[source])
+
+    def _in_ram(self, source: str) -> bool:
+        """Hold a source's arrays in RAM (read once) while they fit in the cache budget.
+
+        Training draws thousands of random small windows: from the store each one decodes
+        whole compressed chunks of every frame, from RAM it is a slice.
+        """
+        if source in self._cached:
+            return True
+        g = self._root[source]
+        size = g["raw"].nbytes + g["valid"].nbytes
+        if size > self._cache_left:
+            return False
+        self._cached[source] = (np.asarray(g["raw"][...]), np.asarray(g["valid"][...]))
+        self._cache_left -= size
+        return True
 
     def read_raw(self, source: str, t: int) -> tuple[np.ndarray, np.ndarray]:
         """Frame t (position in `times[source]`): raw (C, y, x) physical units and valid (y, x)."""
@@ -367,8 +389,11 @@ def read_cube_attrs(path: str | Path) -> dict[str, Any] | None:
     return dict(attrs) if attrs else None
 
 
-def open_cube(path: str | Path, require_complete: bool = True) -> Cube:
-    """Open a cube for reading; DataError when missing, not a cube, or not marked complete."""
+def open_cube(path: str | Path, require_complete: bool = True, cache_bytes: int = 0) -> Cube:
+    """Open a cube for reading; DataError when missing, not a cube, or not marked complete.
+
+    cache_bytes: RAM for holding whole sources as numpy (those that fit), for many small reads.
+    """
     import zarr
 
     path = Path(path)
@@ -379,4 +404,4 @@ def open_cube(path: str | Path, require_complete: bool = True) -> Cube:
         raise DataError(f"{path} is not an aef cube (no {CUBE_ATTR} attribute)")
     if require_complete and not attrs.get("complete"):
         raise DataError(f"cube {path} is incomplete (an ingest was interrupted); re-run the same `aef ingest` to finish it")
-    return Cube(path, zarr.open_group(str(path), mode="r"))
+    return Cube(path, zarr.open_group(str(path), mode="r"), cache_bytes)

@@ -138,3 +138,18 @@ def test_skipped_frames_are_dropped_by_the_reader(tmp_path):
 def test_layout_validation():
     with pytest.raises(InputError):
         SourceLayout(np.array(["2024-01-01"], dtype="datetime64[ns]"), ("B02",), ())
+
+
+def test_ram_cache_gives_the_same_windows_and_respects_its_budget(tmp_path):
+    path = tmp_path / "c.zarr"
+    write_cube(path, {"s2": _s2()}, _geobox())
+    from_store = open_cube(path)
+    in_ram = open_cube(path, cache_bytes=2**30)
+    too_small = open_cube(path, cache_bytes=1000)
+    for rows, cols in ((slice(0, 16), slice(4, 20)), (slice(-5, 11), slice(20, 36))):
+        a = from_store.read_window("s2", rows, cols)
+        for cube in (in_ram, too_small):
+            b = cube.read_window("s2", rows, cols)
+            np.testing.assert_array_equal(a.values, b.values)
+            np.testing.assert_array_equal(a.valid, b.valid)
+    assert "s2" in in_ram._cached and not too_small._cached
