@@ -62,7 +62,7 @@ def run(cfg: DemoConfig) -> dict[str, Any]:
         out=cube, command="aef demo")))
     trained = _stage("train", done, lambda: train.run(train.TrainConfig(
         cubes=(cube,), out=out / "run", preset="tiny", steps=cfg.steps, window=32, batch_size=8, seed=cfg.seed,
-        workers=0,
+        workers=0, threads=1,  # one thread: tiny ops gain little from two, and lose 5x on a busy machine
         checkpoint_every=max(1, cfg.steps // 4))))
     emb = out / "embeddings.zarr"
     _stage("embed", done, lambda: embed.run(embed.EmbedConfig(
