@@ -22,6 +22,3 @@ class DataError(AefError):
 class PartialFailure(AefError):
     """The job finished but skipped some work (e.g. broken assets); outputs stay valid."""
 
-
-class NotBuiltYet(AefError):
-    """A stage that this version of aef does not provide yet."""
