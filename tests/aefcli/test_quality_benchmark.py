@@ -7,23 +7,19 @@ so it also shows that nothing in the benchmark is tied to the original patch's d
 from __future__ import annotations
 
 import glob
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 
 pytestmark = pytest.mark.shared_data
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks" / "quality.py"
 PATCH = "worldcereal-flanders-2018"
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("quality_benchmark", BENCH)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("benchmarks/quality.py")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 """REAL data: WorldCereal Flanders 2018 -> COG/STAC (examples/worldcereal_to_stac.py) -> ingest -> aef train (tiny)."""
 
 import csv
-import importlib.util
 import math
 from pathlib import Path
 
 import pytest
+from scripts import load_script
 import torch
 
 from aefcli.checkpoint import load_checkpoint
@@ -14,14 +14,10 @@ from aefcli.ingest import run as ingest
 from aefcli.train import TrainConfig, run
 
 pytestmark = pytest.mark.shared_data
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worldcereal_to_stac.py"
 
 
 def _converter():
-    spec = importlib.util.spec_from_file_location("worldcereal_to_stac", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("examples/worldcereal_to_stac.py")
 
 
 def test_tiny_trains_on_an_ingested_worldcereal_cube(shared_data, tmp_path):

@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import glob
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 
 from aefcli.bands import SCL_VALID
 from aefcli.ingest import IngestConfig, run
 from aefcli.io.cube import open_cube
 
 pytestmark = pytest.mark.shared_data
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "worldcereal_to_stac.py"
 N_DATES = 3
 X0, Y1 = 501360, 5629680  # patch top-left corner (EPSG:32631)
 
 
 def _converter():
-    spec = importlib.util.spec_from_file_location("worldcereal_to_stac", EXAMPLE)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("examples/worldcereal_to_stac.py")
 
 
 @pytest.fixture(scope="module")
