@@ -119,23 +119,13 @@ class Tile:
     @cached_property
     def _lonlat_ring(self) -> list[tuple[float, float]]:
         """Densified boundary in lon/lat, longitudes unwrapped around the zone's meridian (may pass 180)."""
-        left, bottom, right, top = self.bounds_utm
-        n = 16
-        xs = [left + (right - left) * i / n for i in range(n)] + [right] * n + [right - (right - left) * i / n for i in range(n)] + [left] * n
-        ys = [bottom] * n + [bottom + (top - bottom) * i / n for i in range(n)] + [top] * n + [top - (top - bottom) * i / n for i in range(n)]
-        lon, lat = _to_lonlat(self.epsg).transform(xs, ys)
-        central = -183 + 6 * self.zone
-        ring = [(central + ((lo - central + 180) % 360) - 180, la) for lo, la in zip(lon, lat)]
-        return ring + ring[:1]
+        lon, lat = _lonlat_rings(self.epsg, [self.x0], [self.y0], self.size_m)
+        return list(zip(lon[0].tolist(), lat[0].tolist()))
 
     @property
     def bounds_wgs84(self) -> tuple[float, float, float, float]:
         """(W, S, E, N) in degrees; W > E when the tile crosses the antimeridian."""
-        lons = [p[0] for p in self._lonlat_ring]
-        lats = [p[1] for p in self._lonlat_ring]
-        w, e = min(lons), max(lons)
-        w, e = (w + 360 if w < -180 else w), (e - 360 if e > 180 else e)
-        return (w, min(lats), e, max(lats))
+        return tuple(wgs84_bounds([self])[0].tolist())
 
     @property
     def footprint_wgs84(self):
@@ -151,15 +141,15 @@ class Tile:
                 parts.append(translate(piece, xoff=shift))
         return parts[0] if len(parts) == 1 else shapely.MultiPolygon(parts)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready description (what `aef tiles --json` prints)."""
+    def to_dict(self, bounds_wgs84: Sequence[float] | None = None) -> dict[str, Any]:
+        """JSON-ready description (what `aef tiles --json` prints); bounds_wgs84 if already computed."""
         return {
             "id": self.id,
             "epsg": self.epsg,
             "size_m": self.size_m,
             "shape": [self.size_m // RESOLUTION_M] * 2,
             "bounds_utm": list(self.bounds_utm),
-            "bounds_wgs84": [round(v, 7) for v in self.bounds_wgs84],
+            "bounds_wgs84": [round(float(v), 7) for v in (self.bounds_wgs84 if bounds_wgs84 is None else bounds_wgs84)],
         }
 
 
@@ -175,6 +165,49 @@ def _to_utm(epsg: int):
     from pyproj import Transformer
 
     return Transformer.from_crs(4326, epsg, always_xy=True)
+
+
+_RING_STEPS = 16  # points per tile edge
+
+
+def _lonlat_rings(epsg: int, x0s, y0s, size: int):
+    """Densified closed boundaries of tiles of one zone in lon/lat: (lon, lat), each (n, 4 * 16 + 1) degrees.
+
+    Counter-clockwise from the lower-left corner; longitudes unwrapped around the
+    zone's central meridian, so a tile across the antimeridian has lon < -180 or > 180.
+    """
+    import numpy as np
+
+    left, bottom = np.asarray(x0s, np.int64)[:, None], np.asarray(y0s, np.int64)[:, None]
+    right, top = left + size, bottom + size
+    n, i = _RING_STEPS, np.arange(_RING_STEPS)
+    ones = np.ones(n, np.int64)
+    xs = np.hstack([left + (right - left) * i / n, right * ones, right - (right - left) * i / n, left * ones])
+    ys = np.hstack([bottom * ones, bottom + (top - bottom) * i / n, top * ones, top - (top - bottom) * i / n])
+    lon, lat = _to_lonlat(epsg).transform(xs.ravel(), ys.ravel())
+    lon, lat = np.asarray(lon).reshape(xs.shape), np.asarray(lat).reshape(xs.shape)
+    central = -183 + 6 * (epsg % 100)
+    lon = central + ((lon - central + 180) % 360) - 180
+    return np.hstack([lon, lon[:, :1]]), np.hstack([lat, lat[:, :1]])
+
+
+def wgs84_bounds(tiles: Sequence[Tile]):
+    """(n, 4) float64 array of (W, S, E, N) degrees of every tile, W > E across the antimeridian.
+
+    One batched projection per zone: the whole world's tiles in seconds, where
+    `Tile.bounds_wgs84` one by one would take minutes. Same values as it, exactly.
+    """
+    import numpy as np
+
+    out = np.empty((len(tiles), 4))
+    groups: dict[tuple[int, int], list[int]] = {}
+    for k, t in enumerate(tiles):
+        groups.setdefault((t.epsg, t.size_m), []).append(k)
+    for (epsg, size), idx in groups.items():
+        lon, lat = _lonlat_rings(epsg, [tiles[k].x0 for k in idx], [tiles[k].y0 for k in idx], size)
+        w, e = lon.min(1), lon.max(1)
+        out[idx] = np.column_stack([np.where(w < -180, w + 360, w), lat.min(1), np.where(e > 180, e - 360, e), lat.max(1)])
+    return out
 
 
 def tile_from_id(tile_id: str) -> Tile:
@@ -217,6 +250,33 @@ def bbox_geometry(bbox: Sequence[float]):
     return shapely.box(w, s, e, n)
 
 
+def _zone_part_corners(part, epsg: int, size: int, has_area: bool):
+    """Lower-left corners (x0, y0 int64 arrays, metres) of the tiles of `epsg` covering `part` (lon/lat).
+
+    Vectorised over every candidate tile of the part's UTM bounding box: tiles wholly
+    inside the area are found with the prepared area (`contains_properly`, fast), and
+    only those along its boundary go through the exact DE-9IM test.
+    """
+    import numpy as np
+    import shapely
+
+    tr = _to_utm(epsg)
+    part_utm = shapely.transform(shapely.segmentize(part, _DENSIFY_DEG), lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
+    origin_y = SOUTH_ORIGIN_N if epsg // 100 == 327 else 0
+    minx, miny, maxx, maxy = part_utm.bounds
+    cols = np.arange(math.floor(minx / size), math.floor(maxx / size) + 1, dtype=np.int64)
+    rows = np.arange(math.floor((miny - origin_y) / size), math.floor((maxy - origin_y) / size) + 1, dtype=np.int64)
+    cc, rr = (a.ravel() for a in np.meshgrid(cols, rows))
+    x0s, y0s = cc * size, origin_y + rr * size
+    boxes = shapely.box(x0s, y0s, x0s + size, y0s + size)
+    shapely.prepare(part_utm)  # used only when the prepared geometry is the FIRST argument
+    hit = shapely.intersects(part_utm, boxes)
+    if has_area:  # drop tiles that only touch the area along an edge: interiors must meet
+        edge = hit & ~shapely.contains_properly(part_utm, boxes)
+        hit[edge] = shapely.relate_pattern(boxes[edge], part_utm, "T********")
+    return x0s[hit], y0s[hit]
+
+
 def tiles_for_geometry(geom, tile_size_m: int = DEFAULT_TILE_SIZE_M) -> list[Tile]:
     """The tiles covering a shapely geometry in WGS84 lon/lat, sorted by (EPSG, north to south, west to east).
 
@@ -231,31 +291,19 @@ def tiles_for_geometry(geom, tile_size_m: int = DEFAULT_TILE_SIZE_M) -> list[Til
         raise InputError("the area is empty; give a bbox or a GeoJSON with at least one geometry.")
     _check_lonlat_bounds(geom.bounds)
     has_area = geom.area > 0
-    found: dict[str, Tile] = {}
-    for zone in range(1, 61):
-        lon0 = -180 + 6 * (zone - 1)
-        for south, (lat0, lat1) in ((False, (0.0, UTM_NORTH_LIMIT)), (True, (UTM_SOUTH_LIMIT, 0.0))):
+    found: list[Tile] = []
+    # one (zone, hemisphere) piece at a time, in EPSG order (326zz, then 327zz): each tile is found once
+    for south, (lat0, lat1) in ((False, (0.0, UTM_NORTH_LIMIT)), (True, (UTM_SOUTH_LIMIT, 0.0))):
+        for zone in range(1, 61):
+            lon0 = -180 + 6 * (zone - 1)
             part = geom.intersection(shapely.box(lon0, lat0, lon0 + 6, lat1))
             if part.is_empty or (has_area and part.area == 0):
                 continue
             epsg = utm_epsg(zone, south)
-            tr = _to_utm(epsg)
-            part_utm = shapely.transform(shapely.segmentize(part, _DENSIFY_DEG), lambda xy: np.column_stack(tr.transform(xy[:, 0], xy[:, 1])))
-            origin_y = SOUTH_ORIGIN_N if south else 0
-            minx, miny, maxx, maxy = part_utm.bounds
-            cols = np.arange(math.floor(minx / size), math.floor(maxx / size) + 1)
-            rows = np.arange(math.floor((miny - origin_y) / size), math.floor((maxy - origin_y) / size) + 1)
-            cc, rr = (a.ravel() for a in np.meshgrid(cols, rows))
-            x0s, y0s = cc * size, origin_y + rr * size
-            boxes = shapely.box(x0s, y0s, x0s + size, y0s + size)
-            shapely.prepare(part_utm)
-            hit = shapely.intersects(boxes, part_utm)
-            if has_area:  # drop tiles that only touch the area along an edge
-                hit[hit] = shapely.relate_pattern(boxes[hit], part_utm, "T********")
-            for x0, y0 in zip(x0s[hit], y0s[hit]):
-                tile = Tile(epsg, int(x0), int(y0), size)
-                found[tile.id] = tile
-    return sorted(found.values(), key=lambda t: (t.epsg, -t.y0, t.x0))
+            x0s, y0s = _zone_part_corners(part, epsg, size, has_area)
+            order = np.lexsort((x0s, -y0s))  # north to south, then west to east
+            found.extend(Tile(epsg, x0, y0, size) for x0, y0 in zip(x0s[order].tolist(), y0s[order].tolist()))
+    return found
 
 
 def tiles_for_bbox(bbox: Sequence[float], tile_size_m: int = DEFAULT_TILE_SIZE_M) -> list[Tile]:

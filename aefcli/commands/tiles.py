@@ -8,6 +8,7 @@ km2, tiles and output bytes; with --checkpoint also a compute time measured by
 timing one model batch of that checkpoint on this machine.
 
 Example: aef tiles --bbox 3.0,51.0,3.5,51.3 --json
+Example: aef tiles --bbox 3.0,51.0,3.5,51.3 --ids | aef embed --tiles-from - --checkpoint runs/tiny --cube cube.zarr --period 2024-01-01/2025-01-01 --out emb
 Example: aef tiles --bbox 3.0,51.0,3.5,51.3 --estimate --checkpoint runs/tiny
 """
 
@@ -36,6 +37,7 @@ def command(
     bbox: Optional[str] = typer.Option(None, "--bbox", help="Area as W,S,E,N in WGS84 degrees (W > E crosses the antimeridian)."),
     geojson: Optional[Path] = typer.Option(None, "--geojson", help="Area as a GeoJSON file (WGS84)."),
     tile_size: int = typer.Option(20480, "--tile-size", help="Tile edge in metres (a multiple of 10)."),
+    ids: bool = typer.Option(False, "--ids", help="Print only the tile ids, one per line (for `aef embed --tiles-from -`, SLURM arrays)."),
     estimate: bool = typer.Option(False, "--estimate", help="Print one summary: km2, tiles, output bytes (float32, int8)."),
     checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="With --estimate: time one model batch of this checkpoint here -> compute time."),
     window: int = typer.Option(128, "--window", help="With --checkpoint: model window in pixels, as `aef embed --window`."),
@@ -61,9 +63,12 @@ def command(
         return
     if checkpoint is not None:
         raise InputError("--checkpoint times a calibration run for --estimate; add --estimate.")
-    if not console.state.json:
+    if not (console.state.json or ids):
         console.say(f"{'id':<32} {'epsg':>5}  {'W':>11} {'S':>11} {'E':>11} {'N':>11}")
-    for t in found:
-        w, s, e, n = t.bounds_wgs84
-        console.report(t.to_dict(), human=f"{t.id:<32} {t.epsg:>5}  {w:11.6f} {s:11.6f} {e:11.6f} {n:11.6f}")
+    if ids and not console.state.json:  # ids only: no projection at all
+        for t in found:
+            console.report({}, human=t.id)
+    else:
+        for t, (w, s, e, n) in zip(found, grid.wgs84_bounds(found).tolist()):
+            console.report(t.to_dict((w, s, e, n)), human=f"{t.id:<32} {t.epsg:>5}  {w:11.6f} {s:11.6f} {e:11.6f} {n:11.6f}")
     console.say(f"{len(found)} tiles of {tile_size} m")
