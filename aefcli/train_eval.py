@@ -5,7 +5,8 @@ labelled validation set instead: the windows of one cube that hold labelled
 pixels are embedded (all their frames in the cube's period, model in eval mode),
 a logistic regression is fitted on half of the pixels and scored on the other
 half, the halves made of 16 x 16 px blocks so that neighbours do not leak, then
-the halves swap. The figure is the mean balanced accuracy of the two directions.
+the halves swap. The probe is `aef probe`'s own (standardise, then a balanced
+logistic regression), so the hook ranks checkpoints as the benchmark does. The figure is the mean balanced accuracy of the two directions.
 """
 
 from __future__ import annotations
@@ -84,8 +85,9 @@ class ProbeHook:
         return out
 
     def __call__(self, model, device) -> float:
-        from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import balanced_accuracy_score
+
+        from aefcli.probe_eval import fit, make_model
 
         x = self.embeddings(model, device)
         scores = []
@@ -93,6 +95,6 @@ class ProbeHook:
             train, test = self.fold != k, self.fold == k
             if len(np.unique(self.y[train])) < 2 or not test.any():
                 continue
-            clf = LogisticRegression(max_iter=500, class_weight="balanced").fit(x[train], self.y[train])
+            clf = fit(make_model("logistic", balanced=True), x[train], self.y[train])
             scores.append(balanced_accuracy_score(self.y[test], clf.predict(x[test])))
         return float(np.mean(scores)) if scores else float("nan")
