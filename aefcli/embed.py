@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import shlex
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -103,7 +104,8 @@ class Plan:
 
     @property
     def windows(self) -> int:
-        return sum(len(self.job.layout.windows(c.rows, c.cols)) for c in self.mine)
+        """Model windows this share runs: each once, however many of its chunks it reaches."""
+        return len({w for c in self.mine for w in self.job.layout.windows(c.rows, c.cols)})
 
 
 def _check_bands(ckpt, cube) -> dict[str, tuple[str, ...]]:
@@ -161,6 +163,18 @@ def _output_grid(cfg: EmbedConfig, cube) -> tuple[Any, tuple[int, int]]:
     return cg[r0:r1, c0:c1], (r0, c0)
 
 
+def trained_period_days(ckpt) -> float | None:
+    """The longest valid period (days) the checkpoint was trained to summarise, or None when unrecorded.
+
+    `aef train` records `support_days` = (shortest, longest) in the checkpoint's training arguments.
+    """
+    support = ckpt.train_args.get("support_days")
+    if support is None:
+        return None
+    values = [float(v) for v in (support if isinstance(support, (list, tuple)) else [support])]
+    return max(values) if values else None
+
+
 def _check_period(cfg: EmbedConfig, ckpt, cube, bands) -> tuple[Any, tuple[float, float]]:
     """The parsed period; DataError when no frame of a usable source falls in it."""
     from aefcli.parse import parse_period
@@ -173,11 +187,11 @@ def _check_period(cfg: EmbedConfig, ckpt, cube, bands) -> tuple[Any, tuple[float
         raise DataError(f"no {'/'.join(bands)} observation of cube {cube.path} falls in period {period}; "
                         f"the cube holds {spans}: choose a period inside it")
     days = (float(to_days(period.start)), float(to_days(period.end)))
-    trained = ckpt.train_args.get("period_days") or ckpt.extra.get("period_days")
-    if trained:  # the model learnt summaries over periods of this length: refuse far longer ones
-        if days[1] - days[0] > 2 * float(trained):
+    trained = trained_period_days(ckpt)
+    if trained:  # the model learnt summaries over periods up to this length: refuse far longer ones
+        if days[1] - days[0] > 2 * trained:
             raise InputError(f"period {period} spans {days[1] - days[0]:.0f} days but checkpoint {ckpt.path} was trained "
-                             f"on {float(trained):.0f}-day periods; embed at most {2 * float(trained):.0f} days at once")
+                             f"on periods of at most {trained:.0f} days; embed at most {2 * trained:.0f} days at once")
     return period, days
 
 
@@ -210,7 +224,8 @@ def plan(cfg: EmbedConfig, cube_path: Path | None = None) -> Plan:
     job = EmbedJob(
         checkpoint=str(Path(ckpt.path).resolve()), model_hash=ckpt.model_hash, cube=str(Path(cube.path).resolve()),
         out=str(cfg.store.resolve()), layout=layout, offset=offset, period=(str(period.start), str(period.end)),
-        period_days=days, bands=bands, batch_size=cfg.batch_size, torch_threads=threads, device=_device(cfg.device))
+        period_days=days, bands=bands, batch_size=cfg.batch_size, torch_threads=threads, device=_device(cfg.device),
+        shape=tuple(int(v) for v in gbox.shape.yx))
     chunks = chunk_grid(tuple(gbox.shape.yx), cfg.chunk)
     items = {s: sorted({cube.item_ids[s][i] for i in cube.frame_indices(s, (period.start, period.end))}) for s in bands}
     attrs = {
@@ -337,6 +352,7 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
     """Embed the area into the store (resuming it), this run's share only. Returns a summary."""
     from aefcli import console
     from aefcli.embed_dask import run_tasks
+    from aefcli.embed_task import PARTS
     from aefcli.io.embedding_store import chunk_done, create_store, mark_complete, store_attrs
 
     cube_path = _ingest_on_the_fly(cfg) if cfg.stac else None
@@ -359,10 +375,12 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     complete = _all_chunks_written(store, len(p.chunks))
     if complete:
+        shutil.rmtree(store / PARTS, ignore_errors=True)  # parts left by killed runs or other shares
         mark_complete(store, {"command": cfg.command or shlex.join(sys.argv), "aef_version": __version__})
     pixels = sum(s["pixels"] for s in stats)
-    result = {"store": str(store), "complete": complete, "tiles_done": len(stats), "tiles_total": len(p.chunks),
-              "pixels": pixels, "seconds": round(wall, 3), "px_per_s": round(pixels / wall, 1) if wall > 0 else None,
+    result = {"store": str(store), "complete": complete, "tiles_done": sum(s["kind"] == "chunk" for s in stats),
+              "tiles_total": len(p.chunks), "pixels": pixels, "windows": sum(s["windows"] for s in stats),
+              "seconds": round(wall, 3), "px_per_s": round(pixels / wall, 1) if wall > 0 else None,
               "model_seconds": round(sum(s["model_seconds"] for s in stats), 3)}
     if cfg.preview is not None:
         from aefcli.preview import write_pca_preview

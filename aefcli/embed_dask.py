@@ -1,10 +1,14 @@
-"""Run `aef embed`'s chunk tasks on a dask scheduler, with a progress bar.
+"""Run `aef embed`'s tasks on a dask scheduler, with a progress bar.
 
-One task per output chunk (`embed_chunk(job, chunk)`), returning only a few
-numbers: the results never travel back, each task writes its own chunk. The
-threaded and process schedulers run the graph locally; a `tcp://` address
-sends the tasks to a dask.distributed cluster, where a task lost with its
-worker is simply run again elsewhere (chunk writes are idempotent).
+Two kinds of task (see `aefcli.embed_task`): per owner chunk, one
+`compute_windows` task runs the model on the windows it owns, restricted to the
+chunks this run writes; per output chunk, one `embed_chunk` task, which depends
+on the `compute_windows` tasks of its owners (itself and up to 3 neighbours),
+blends their parts and writes the Zarr chunk. Every window is computed once;
+results are a few numbers, the arrays go through part files. The threaded and
+process schedulers run the graph locally; a `tcp://` address sends the tasks to
+a dask.distributed cluster, where a task lost with its worker is simply run
+again elsewhere (part and chunk writes are atomic and idempotent).
 """
 
 from __future__ import annotations
@@ -13,11 +17,12 @@ import time
 from typing import Any
 
 from aefcli import console
-from aefcli.embed_task import EmbedJob, embed_chunk
+from aefcli.embed_task import EmbedJob, compute_windows, embed_chunk
 from aefcli.errors import InputError
-from aefcli.tiling import Chunk
+from aefcli.tiling import Chunk, chunk_at, owners_of
 
 KEY_PREFIX = "aef-embed-chunk"
+WINDOWS_PREFIX = "aef-embed-windows"
 
 
 class _Bar:
@@ -42,8 +47,19 @@ def _key(chunk: Chunk) -> str:
     return f"{KEY_PREFIX}-{chunk.i}-{chunk.j}"
 
 
+def _graph(job: EmbedJob, chunks: list[Chunk]) -> tuple[dict[tuple[int, int], list[tuple[int, int]]], dict[Chunk, list]]:
+    """(owner -> the chunks of this run its windows reach, chunk -> its owners), both in a fixed order."""
+    wanted: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    owners: dict[Chunk, list] = {}
+    for c in chunks:
+        owners[c] = owners_of(job.layout, job.shape, c)
+        for o in owners[c]:
+            wanted.setdefault(o, []).append((c.i, c.j))
+    return wanted, owners
+
+
 def run_tasks(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int) -> list[dict[str, Any]]:
-    """Run `embed_chunk` for every chunk; returns each task's stats (pixels, windows, seconds)."""
+    """Compute and write every chunk; returns each task's stats (kind "windows" or "chunk"; pixels, windows, seconds)."""
     if not chunks:
         return []
     bar = _Bar(len(chunks))
@@ -64,9 +80,15 @@ def _local(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int, bar
             if isinstance(key, str) and key.startswith(KEY_PREFIX):
                 bar.done(result)
 
-    tasks = [dask.delayed(embed_chunk, pure=False)(job, c, dask_key_name=_key(c)) for c in chunks]
+    wanted, owners = _graph(job, chunks)
+    grid = job.layout.chunk
+    win = {o: dask.delayed(compute_windows, pure=False)(job, chunk_at(job.shape, grid, *o), tuple(t),
+                                                        dask_key_name=f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}")
+           for o, t in wanted.items()}
+    tasks = [dask.delayed(embed_chunk, pure=False)(job, c, *[win[o] for o in owners[c]], dask_key_name=_key(c))
+             for c in chunks]
     with Progress():
-        return list(dask.compute(*tasks, scheduler=scheduler, num_workers=workers))
+        return list(dask.compute(*tasks, *win.values(), scheduler=scheduler, num_workers=workers))
 
 
 def _distributed(job: EmbedJob, chunks: list[Chunk], address: str, bar: _Bar) -> list[dict[str, Any]]:
@@ -77,10 +99,14 @@ def _distributed(job: EmbedJob, chunks: list[Chunk], address: str, bar: _Bar) ->
     except (OSError, TimeoutError) as err:
         raise InputError(f"cannot reach the dask scheduler at {address} ({err}); start it with `dask scheduler`") from None
     with client:
-        futures = [client.submit(embed_chunk, job, c, key=_key(c), pure=False, retries=2) for c in chunks]
+        wanted, owners = _graph(job, chunks)
+        win = {o: client.submit(compute_windows, job, chunk_at(job.shape, job.layout.chunk, *o), tuple(t),
+                                key=f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}", pure=False, retries=2) for o, t in wanted.items()}
+        futures = [client.submit(embed_chunk, job, c, *[win[o] for o in owners[c]], key=_key(c), pure=False, retries=2)
+                   for c in chunks]
         out = []
         for fut in as_completed(futures):
             stats = fut.result()
             bar.done(stats)
             out.append(stats)
-        return out
+        return out + client.gather(list(win.values()))

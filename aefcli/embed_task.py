@@ -1,10 +1,22 @@
-"""The worker side of `aef embed`: one call computes and writes one output chunk.
+"""The worker side of `aef embed`: the two kinds of dask task.
 
-`embed_chunk(job, chunk)` is what each dask task runs, in a thread, a process
-or a dask.distributed worker. Everything it needs travels in the small,
-picklable `EmbedJob`; the model and the cube are opened once per process and
-cached. Memory per task: one chunk's accumulator plus one strip of input
-(all frames of one window row), never the whole area.
+Every window of the lattice is computed once, by the chunk that owns it (the
+first chunk its weighted support meets, `aefcli.tiling.owner`):
+
+- `compute_windows(job, chunk, targets)` runs the model on the windows `chunk`
+  owns and saves, for each target chunk they reach (itself, and the neighbours
+  right / below when a window straddles a chunk border), the weighted sums of
+  their outputs as one "part" file in `<store>/.aef-parts/`;
+- `embed_chunk(job, chunk)` adds the parts of its owners (itself and up to 3
+  neighbours) in a fixed order, normalises, writes the Zarr chunk and deletes
+  the parts it used. A part that is missing (a lost worker, a run killed before
+  it was saved) is computed on the spot, so the task also stands alone.
+
+Parts are files, not task results: memory stays one chunk's accumulator plus one
+strip of input per task whatever the area, a resumed run reuses the parts a
+killed run saved, and dask.distributed never ships arrays between workers.
+Everything a task needs travels in the small, picklable `EmbedJob`; the model
+and the cube are opened once per process and cached.
 """
 
 from __future__ import annotations
@@ -14,11 +26,12 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Iterator
+from pathlib import Path
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from aefcli.tiling import Blender, Chunk, Layout
+from aefcli.tiling import Blender, Chunk, Layout, chunk_at, owned_windows, owners_of, targets
 
 EMBED_DIM = 64
 _CACHE: dict[tuple, Any] = {}
@@ -33,6 +46,7 @@ class EmbedJob:
     period: (t_s, t_e) as ISO strings, end exclusive; period_days: the same in days since 1970.
     bands: source -> the checkpoint's band names, in the model's channel order.
     torch_threads: intra-op threads per task (0: leave torch's setting alone).
+    shape: (ny, nx) pixels of the output grid (the chunk grid's extent).
     """
 
     checkpoint: str
@@ -47,6 +61,7 @@ class EmbedJob:
     batch_size: int
     torch_threads: int = 0
     device: str = "cpu"
+    shape: tuple[int, int] = (0, 0)
 
 
 def _cached(key: tuple, make):
@@ -123,14 +138,15 @@ def _cut(strip: _Strip, row0: int, col0: int, size: int) -> tuple[dict[str, Any]
 
 
 STRIP_BYTES = 64 * 2**20  # input held per read: rows of windows are grouped up to this size
+PARTS = ".aef-parts"  # inside the store: zarr ignores a folder without zarr.json
 
 
 def _row_groups(row_starts: list[int], rows_per_read: int) -> list[list[int]]:
     return [row_starts[k : k + rows_per_read] for k in range(0, len(row_starts), rows_per_read)]
 
 
-def _window_inputs(job: EmbedJob, chunk: Chunk) -> Iterator[tuple[int, int, dict, np.ndarray]]:
-    """(row0, col0, window, has_data) of every contributing window with data, in a fixed order.
+def window_inputs(job: EmbedJob, row_starts: Sequence[int], col_starts: Sequence[int]) -> Iterator[tuple[int, int, dict, np.ndarray]]:
+    """(row0, col0, window, has_data) of every window row_starts x col_starts with data, row-major.
 
     Input is read in strips of several window rows (up to STRIP_BYTES): the cube's
     compressed chunks are larger than a window row, and each read decodes every
@@ -139,8 +155,7 @@ def _window_inputs(job: EmbedJob, chunk: Chunk) -> Iterator[tuple[int, int, dict
     caller runs the model on the current one, so I/O hides behind compute.
     """
     lay = job.layout
-    row_starts = lay.starts(0, *chunk.rows)
-    col_starts = lay.starts(1, *chunk.cols)
+    row_starts, col_starts = sorted(row_starts), sorted(col_starts)
     width = col_starts[-1] + lay.window - col_starts[0]
     first = read_strip(job, row_starts[0], col_starts[0], width)  # one window row: sizes the strips
     row_bytes = sum(w.values.nbytes + w.valid.nbytes for w in first.windows.values()) / lay.window
@@ -178,39 +193,110 @@ def run_windows(model, job: EmbedJob, windows: list[dict]) -> np.ndarray:
     return mu.float().cpu().numpy()
 
 
-def compute_chunk(job: EmbedJob, chunk: Chunk) -> tuple[np.ndarray, dict[str, float]]:
-    """Blend every window of one chunk: ((h, w, 64) float32 unit vectors / NaN, stats)."""
+def part_path(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> Path:
+    """The file holding the sums of `owner`'s windows over chunk `target`."""
+    return Path(job.out) / PARTS / f"{owner[0]}.{owner[1]}-{target[0]}.{target[1]}.npz"
+
+
+def _save_part(path: Path, blend: Blender) -> None:
+    """Atomic: a part file is whole or absent (temp file + rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, origin=np.array([blend.rows[0], blend.cols[0]]), acc=blend.acc, wsum=blend.wsum, has=blend.has_data)
+    os.replace(tmp, path)
+
+
+def _extent(lay: Layout, chunk: Chunk, windows: list[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """The rows, cols of `chunk` that the weighted supports of `windows` cover (their bounding box)."""
+    r0 = max(chunk.rows[0], min(r for r, _ in windows) + lay.trim)
+    r1 = min(chunk.rows[1], max(r for r, _ in windows) + lay.window - lay.trim)
+    c0 = max(chunk.cols[0], min(c for _, c in windows) + lay.trim)
+    c1 = min(chunk.cols[1], max(c for _, c in windows) + lay.window - lay.trim)
+    return (r0, r1), (c0, c1)
+
+
+def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int]], *_deps: Any) -> dict[str, float]:
+    """Run the model on the windows `chunk` owns that reach a chunk of `wanted`; save one part per wanted chunk.
+
+    Parts already on disk (a killed run saved them) are kept and not recomputed. The
+    owned windows with data are cut into batches in one fixed order whatever `wanted`
+    is, and a batch runs whole or not at all, so a window's output never depends on
+    which run, share or task computed it (int8 stores stay bitwise identical).
+    Returns stats: windows run, model seconds, seconds.
+    """
+    from aefcli.io.embedding_store import chunk_written
+
+    t_start = time.perf_counter()
+    lay, shape = job.layout, job.shape
+    owned = owned_windows(lay, shape, chunk)
+    me = (chunk.i, chunk.j)
+    reach = {w: targets(lay, shape, *w) for w in owned}
+    need = sorted({t for t in wanted if any(t in r for r in reach.values())
+                   and not part_path(job, me, t).exists() and not chunk_written(job.out, *t)})
+    stats = {"kind": "windows", "pixels": 0, "windows": 0, "model_seconds": 0.0}
+    if not need:
+        return {**stats, "seconds": time.perf_counter() - t_start}
     _set_threads(job.torch_threads)
     _, model = load_model(job)
-    blend = Blender(job.layout, chunk.rows, chunk.cols, EMBED_DIM)
-    t_start, t_model, n_windows = time.perf_counter(), 0.0, 0
+    blends = {}
+    for t in need:
+        into = [w for w in owned if t in reach[w]]
+        blends[t] = Blender(lay, *_extent(lay, chunk_at(shape, lay.chunk, *t), into), EMBED_DIM)
+    rows, cols = sorted({r for r, _ in owned}), sorted({c for _, c in owned})
     batch: list[tuple[int, int, dict, np.ndarray]] = []
 
     def flush() -> None:
-        nonlocal t_model, n_windows
-        t0 = time.perf_counter()
-        mu = run_windows(model, job, [b[2] for b in batch])
-        t_model += time.perf_counter() - t0
-        for (r0, c0, _, has), vec in zip(batch, mu):
-            blend.add(r0, c0, vec, has)
-        n_windows += len(batch)
+        hit = [[t for t in reach[(r0, c0)] if t in blends] for r0, c0, _, _ in batch]
+        if any(hit):
+            t0 = time.perf_counter()
+            mu = run_windows(model, job, [b[2] for b in batch])
+            stats["model_seconds"] += time.perf_counter() - t0
+            stats["windows"] += len(batch)
+            for (r0, c0, _, has), vec, into in zip(batch, mu, hit):
+                for t in into:
+                    blends[t].add(r0, c0, vec, has)
         batch.clear()
 
-    for item in _window_inputs(job, chunk):
+    for item in window_inputs(job, rows, cols):  # streamed: one strip of input at a time
         batch.append(item)
         if len(batch) == job.batch_size:
             flush()
     if batch:
         flush()
-    stats = {"pixels": chunk.pixels, "windows": n_windows, "seconds": time.perf_counter() - t_start, "model_seconds": t_model}
+    for t, blend in blends.items():
+        _save_part(part_path(job, me, t), blend)
+    return {**stats, "seconds": time.perf_counter() - t_start}
+
+
+def blend_chunk(job: EmbedJob, chunk: Chunk) -> tuple[np.ndarray, dict[str, float]]:
+    """Add the parts of every owner of `chunk` (computing missing ones): ((h, w, 64) float32 unit vectors / NaN, stats)."""
+    lay = job.layout
+    me = (chunk.i, chunk.j)
+    blend = Blender(lay, chunk.rows, chunk.cols, EMBED_DIM)
+    stats = {"kind": "chunk", "pixels": chunk.pixels, "windows": 0, "model_seconds": 0.0}
+    for owner in owners_of(lay, job.shape, chunk):  # a fixed order: the float sums are reproducible
+        path = part_path(job, owner, me)
+        if not path.exists():
+            extra = compute_windows(job, chunk_at(job.shape, lay.chunk, *owner), [me])
+            stats["windows"] += extra["windows"]
+            stats["model_seconds"] += extra["model_seconds"]
+        with np.load(path) as part:
+            blend.add_block(*(int(v) for v in part["origin"]), part["acc"], part["wsum"], part["has"])
     return blend.result(), stats
 
 
-def embed_chunk(job: EmbedJob, chunk: Chunk) -> dict[str, float]:
-    """Compute one chunk and write it to the store (the dask task). Returns timing stats."""
-    from aefcli.io.embedding_store import write_block
+def embed_chunk(job: EmbedJob, chunk: Chunk, *_deps: Any) -> dict[str, float]:
+    """Blend one chunk from its parts and write it to the store (the dask task). Returns stats.
 
-    block, stats = compute_chunk(job, chunk)
+    _deps: the `compute_windows` results it waits for (their parts are on disk).
+    """
+    from aefcli.io.embedding_store import chunk_written, write_block
+
+    t_start = time.perf_counter()
+    if chunk_written(job.out, chunk.i, chunk.j):  # a retry after a lost worker had written it
+        return {"kind": "chunk", "pixels": chunk.pixels, "windows": 0, "model_seconds": 0.0, "seconds": 0.0, "pid": os.getpid()}
+    block, stats = blend_chunk(job, chunk)
     for attempt in range(3):
         try:
             write_block(job.out, block, chunk.rows[0], chunk.cols[0])
@@ -219,5 +305,8 @@ def embed_chunk(job: EmbedJob, chunk: Chunk) -> dict[str, float]:
             # another shard starting up may delete our in-flight `.partial` file: write again
             if attempt == 2:
                 raise
+    for owner in owners_of(job.layout, job.shape, chunk):  # each part has this one reader
+        part_path(job, owner, (chunk.i, chunk.j)).unlink(missing_ok=True)
+    stats["seconds"] = time.perf_counter() - t_start
     stats["pid"] = os.getpid()
     return stats

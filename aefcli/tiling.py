@@ -131,6 +131,45 @@ def chunk_grid(shape: tuple[int, int], chunk: int) -> list[Chunk]:
     ]
 
 
+def chunk_span(layout: Layout, start: int, n: int) -> tuple[int, int]:
+    """(first, last) index of the chunks along an axis of n pixels that the weighted support
+    [start + trim, start + L - trim) of the window starting at `start` meets."""
+    a = max(start + layout.trim, 0)
+    b = min(start + layout.window - layout.trim, n)
+    return a // layout.chunk, (b - 1) // layout.chunk
+
+
+def owner(layout: Layout, shape: tuple[int, int], row0: int, col0: int) -> tuple[int, int]:
+    """The chunk (i, j) that computes window (row0, col0): the first chunk its support meets.
+
+    Every window of the area has exactly one owner, so a run computes each window once,
+    however many chunks (2 or 4 across a chunk border) its output is blended into.
+    """
+    return chunk_span(layout, row0, shape[0])[0], chunk_span(layout, col0, shape[1])[0]
+
+
+def targets(layout: Layout, shape: tuple[int, int], row0: int, col0: int) -> list[tuple[int, int]]:
+    """Every chunk (i, j) that window (row0, col0)'s weighted output reaches, row-major."""
+    (i0, i1), (j0, j1) = chunk_span(layout, row0, shape[0]), chunk_span(layout, col0, shape[1])
+    return [(i, j) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
+
+
+def owned_windows(layout: Layout, shape: tuple[int, int], chunk: Chunk) -> list[tuple[int, int]]:
+    """(row0, col0) of the windows that `chunk` owns (computes), in a fixed row-major order."""
+    return [(r, c) for r, c in layout.windows(chunk.rows, chunk.cols) if owner(layout, shape, r, c) == (chunk.i, chunk.j)]
+
+
+def owners_of(layout: Layout, shape: tuple[int, int], chunk: Chunk) -> list[tuple[int, int]]:
+    """The chunks whose owned windows reach `chunk` (itself and up to 3 neighbours up/left), sorted."""
+    return sorted({owner(layout, shape, r, c) for r, c in layout.windows(chunk.rows, chunk.cols)})
+
+
+def chunk_at(shape: tuple[int, int], chunk: int, i: int, j: int) -> Chunk:
+    """Chunk (i, j) of the `chunk`-pixel grid over an (ny, nx) output (edge chunks are smaller)."""
+    ny, nx = shape
+    return Chunk(i, j, (i * chunk, min((i + 1) * chunk, ny)), (j * chunk, min((j + 1) * chunk, nx)))
+
+
 def parse_share(text: str | None) -> tuple[int, int]:
     """`I/N` -> (I, N) with 0 <= I < N; None -> (0, 1)."""
     if text is None or text == "":
@@ -188,6 +227,19 @@ class Blender:
         w = self.weight[src]
         self.acc[dst] += values[src] * w[..., None]
         self.wsum[dst] += w
+        self.has_data[dst] |= has_data[src]
+
+    def add_block(self, row0: int, col0: int, acc: np.ndarray, wsum: np.ndarray, has_data: np.ndarray) -> None:
+        """Add another Blender's sums (acc (h, w, C), wsum (h, w), has_data (h, w)) placed at output pixel (row0, col0)."""
+        (a, b), (c, d) = self.rows, self.cols
+        h, w = wsum.shape
+        r0, r1, c0, c1 = max(row0, a), min(row0 + h, b), max(col0, c), min(col0 + w, d)
+        if r0 >= r1 or c0 >= c1:
+            return
+        src = (slice(r0 - row0, r1 - row0), slice(c0 - col0, c1 - col0))
+        dst = (slice(r0 - a, r1 - a), slice(c0 - c, c1 - c))
+        self.acc[dst] += acc[src]
+        self.wsum[dst] += wsum[src]
         self.has_data[dst] |= has_data[src]
 
     def result(self) -> np.ndarray:

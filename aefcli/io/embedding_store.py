@@ -192,6 +192,11 @@ def chunk_done(path: str | Path, clean: Iterable[tuple[int, int]] | None = None)
     return done
 
 
+def chunk_written(path: str | Path, i: int, j: int) -> bool:
+    """Chunk (i, j) is on disk (zarr renames a whole chunk file into place, so it is complete)."""
+    return (Path(path) / VAR / "c" / str(i) / str(j) / "0").is_file()
+
+
 def mark_complete(path: str | Path, extra_attrs: dict | None = None) -> None:
     """Set `complete: true` (and any extra attributes) last, atomically."""
     path = Path(path)
