@@ -11,6 +11,7 @@ import pytest
 from dask_cluster import dask_cluster  # noqa: F401  (pytest fixture: scheduler + 2 workers on 127.0.0.1)
 
 from aefcli.tiles import tiles_for_bbox
+from scripts import load_script
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BBOX = "3.0,51.0,3.5,51.3"
@@ -18,8 +19,8 @@ CLEAN_ENV = {k: v for k, v in os.environ.items() if not k.startswith("SLURM_")}
 
 
 def _tiles_file(tmp_path) -> tuple[Path, list[str]]:
-    # The documented way to make the list: the table's first column (the header goes to stderr).
-    proc = subprocess.run(f"{sys.executable} -m aefcli tiles --bbox {BBOX} | awk '{{print $1}}'", shell=True, capture_output=True, text=True, check=True)
+    # The documented way to make the list: `aef tiles --ids` (the count goes to stderr).
+    proc = subprocess.run(f"{sys.executable} -m aefcli tiles --bbox {BBOX} --ids", shell=True, capture_output=True, text=True, check=True)
     path = tmp_path / "tiles.txt"
     path.write_text(proc.stdout)
     return path, proc.stdout.split()
@@ -51,6 +52,24 @@ def test_slurm_task_runs_its_own_tile(tmp_path):
     assert past_end.returncode == 1 and "no tile" in past_end.stderr
     no_task = subprocess.run(["bash", str(EXAMPLES / "slurm_embed_array.sh")], env=env, capture_output=True, text=True)
     assert no_task.returncode != 0 and "sbatch --array" in no_task.stderr
+
+
+def test_slurm_task_runs_its_group_of_tiles_in_one_process(tmp_path):
+    tiles, ids = _tiles_file(tmp_path)
+    env = {**CLEAN_ENV, "TILES": str(tiles), "TILES_PER_TASK": "4", "AEF": "echo aef", "CHECKPOINT": "ck", "PERIOD": "P", "OUT": str(tmp_path / "emb")}
+    assert len(ids) == 9  # tasks 0..2: 4 + 4 + 1 tiles
+    seen = []
+    for task in range(3):
+        proc = subprocess.run(["bash", str(EXAMPLES / "slurm_embed_array.sh")], env={**env, "SLURM_ARRAY_TASK_ID": str(task)},
+                              capture_output=True, text=True, check=True)
+        words = proc.stdout.split()
+        assert words[:2] == ["aef", "embed"] and words[-6:] == ["--checkpoint", "ck", "--period", "P", "--out", str(tmp_path / "emb")]
+        flags = words[2:-6]
+        assert flags[::2] == ["--tile"] * len(flags[1::2])
+        seen.append(flags[1::2])
+    assert seen == [ids[0:4], ids[4:8], ids[8:9]]
+    past_end = subprocess.run(["bash", str(EXAMPLES / "slurm_embed_array.sh")], env={**env, "SLURM_ARRAY_TASK_ID": "3"}, capture_output=True, text=True)
+    assert past_end.returncode == 1 and "no tile on line 13" in past_end.stderr
 
 
 def test_torchrun_command():
@@ -99,3 +118,30 @@ def test_dask_recipe_runs_one_task_per_tile(dask_cluster, tmp_path):  # noqa: F8
     assert done == sorted(set(ids) - {failing})
     workers = {p.read_text() for p in out.glob("*.done")}
     assert len(workers) == 2, "tiles are spread over both workers"
+
+
+def test_dask_recipe_groups_tiles_per_task():
+    tile_command = load_script("examples/dask_cluster.py").tile_command
+    argv = ["aef", "embed", "--tile", "{tile}", "--out", "emb"]
+    assert tile_command(["A"], argv) == ["aef", "embed", "--tile", "A", "--out", "emb"]
+    assert tile_command(["A", "B", "C"], argv) == ["aef", "embed", "--tile", "A", "--tile", "B", "--tile", "C", "--out", "emb"]
+    assert tile_command(["A"], ["run.sh", "{tile}.zarr"]) == ["run.sh", "A.zarr"]
+    with pytest.raises(ValueError, match="--tile {tile}"):
+        tile_command(["A", "B"], ["run.sh", "{tile}.zarr"])
+
+
+def test_dask_recipe_slurm_job_script_has_the_resources():
+    pytest.importorskip("dask_jobqueue", reason="the cluster extra (dask-jobqueue) is not installed")
+    proc = subprocess.run([sys.executable, str(EXAMPLES / "dask_cluster.py"), "--slurm", "--print-job-script", "--host", "127.0.0.1",
+                           "--cores", "16", "--memory", "64GB", "--walltime", "06:30:00", "--gpus", "2", "--tiles", "unused.txt"],
+                          env=CLEAN_ENV, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    script = proc.stdout
+    directives = [line for line in script.splitlines() if line.startswith("#SBATCH")]
+    assert "#SBATCH -J aef-embed" in directives
+    assert "#SBATCH --cpus-per-task=16" in directives and "#SBATCH -n 1" in directives
+    assert "#SBATCH --mem=60G" in directives  # dask-jobqueue asks SLURM for 64 GB as 60 GiB
+    assert "#SBATCH -t 06:30:00" in directives and "#SBATCH --gres=gpu:2" in directives
+    worker = next(line for line in script.splitlines() if "distributed.cli.dask_worker" in line)
+    assert "tcp://127.0.0.1:" in worker
+    assert "--nthreads 16" in worker and "--memory-limit 59.60GiB" in worker and "--nworkers" not in worker  # one process per job
