@@ -5,6 +5,11 @@ a finished tile a no-op), but the process pays its fixed cost once: the imports
 (torch, dask, xarray, zarr: about 3 s on 2 cores), the model load and the cube
 open are cached across tiles (`aefcli.embed_task` keeps them per process). A
 tile whose input or data is unusable is reported and skipped; the others go on.
+
+A tile already finished with the same checkpoint and settings is recognised from
+its store's attributes and the checkpoint's header alone (`finished`), before any
+heavy import: re-submitting a region's array job costs well under a second per
+finished tile instead of a full start-up.
 """
 
 from __future__ import annotations
@@ -59,6 +64,47 @@ def read_tile_ids(source: str | Path) -> list[str]:
     return parse_tile_lines(text.splitlines())
 
 
+def _checkpoint_hash(checkpoint: Path) -> str | None:
+    """The checkpoint's model hash from its safetensors header (numpy framework: no torch import)."""
+    from safetensors import safe_open
+
+    from aefcli.checkpoint import META_KEY, checkpoint_path
+
+    try:
+        with safe_open(str(checkpoint_path(checkpoint)), framework="np") as f:
+            return json.loads((f.metadata() or {})[META_KEY])["model_hash"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: the full run reports it properly
+
+
+def finished(cfg, tile_id: str) -> dict[str, Any] | None:
+    """`aefcli.embed.run`'s no-op result when OUT/ID.zarr is complete and made with cfg's settings, else None.
+
+    Compared without opening the model or the cube: completeness, tile, model hash,
+    period, dtype, chunk, window and overlap. Anything else (a store made otherwise, an
+    unreadable one, --overwrite, --dry-run, a preview to write) goes through the full run,
+    which resumes or reports it.
+    """
+    from aefcli.parse import parse_period
+
+    if cfg.overwrite or cfg.dry_run or cfg.preview is not None:
+        return None
+    store = cfg.out / f"{tile_id}.zarr"
+    try:
+        attrs = json.loads((store / "zarr.json").read_text())["attributes"]["aef:embedding"]
+        sig, tiling = attrs["signature"], attrs["tiling"]
+        same = (attrs.get("complete") is True and attrs.get("tile") == tile_id and sig["dtype"] == cfg.dtype
+                and sig["chunk"] == cfg.chunk and tiling["window"] == cfg.window and tiling["overlap"] == cfg.overlap
+                and attrs["period"] == str(parse_period(cfg.period)))
+    except (OSError, ValueError, KeyError, TypeError, AefError):
+        return None
+    if not same or attrs["model"]["hash"] != _checkpoint_hash(cfg.checkpoint):
+        return None
+    ny, nx = sig["shape"]
+    chunks = -(-ny // cfg.chunk) * -(-nx // cfg.chunk)
+    return {"store": str(store), "complete": True, "tiles_done": 0, "tiles_total": chunks, "finished_before": True}
+
+
 def _preview_for(preview: Path | None, tile_id: str) -> Path | None:
     """One preview per tile: PREVIEW.png -> PREVIEW_<ID>.png beside it."""
     return None if preview is None else preview.with_name(f"{preview.stem}_{tile_id}{preview.suffix}")
@@ -84,7 +130,8 @@ def run_tiles(cfg, tile_ids: Sequence[str], on_result: Callable[[dict[str, Any]]
     complete, computed, failed = 0, 0, []
     for tid in tile_ids:
         try:
-            result = {"tile": tid, **run(replace(cfg, tile_id=tid, preview=_preview_for(cfg.preview, tid)))}
+            one = replace(cfg, tile_id=tid, preview=_preview_for(cfg.preview, tid))
+            result = {"tile": tid, **(finished(one, tid) or run(one))}
         except AefError as err:  # this tile's problem (no overlap with the cube, no data): go on with the rest
             result = {"tile": tid, "error": str(err)}
             failed.append(result)

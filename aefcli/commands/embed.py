@@ -51,7 +51,7 @@ def command(
 ) -> None:
     use_json(json)
     from aefcli.embed import EmbedConfig, run
-    from aefcli.embed_tiles import read_tile_ids
+    from aefcli.embed_tiles import finished, read_tile_ids
     from aefcli.tiling import parse_share
 
     ids = list(tile or [])
@@ -72,7 +72,7 @@ def command(
     if len(ids) > 1 or tiles_from is not None:
         _several(cfg, ids)
         return
-    _show(run(cfg))
+    _show((finished(cfg, tile_id) if tile_id else None) or run(cfg))
 
 
 def _several(cfg, ids: list[str]) -> None:

@@ -71,6 +71,8 @@ def test_tiles_ids_piped_into_one_embed_process_equal_one_store(world):  # noqa:
     again = subprocess.run(cmd, shell=True, env=env, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout.splitlines()[-1])["computed"] == 0
+    # recognised from the store's attributes and the checkpoint header, before any model or cube is opened
+    assert all(json.loads(line).get("finished_before") for line in again.stdout.splitlines()[:-1])
 
 
 def test_half_finished_tiles_resume_with_only_their_missing_chunks(world):  # noqa: F811
@@ -86,6 +88,27 @@ def test_half_finished_tiles_resume_with_only_their_missing_chunks(world):  # no
     assert second.exit_code == 0, second.output
     assert [(r["tile"], r["tiles_done"], r["complete"]) for r in rows[:-1]] == [(t.id, 4, True) for t in tiles[:2]]
     assert rows[-1]["computed"] == 8 and rows[-1]["complete"] == 2
+
+    # the cheap completion check: the same settings are finished; anything else takes the full run
+    from dataclasses import replace
+
+    from aefcli.embed_tiles import finished
+    from embed_world import make_checkpoint
+
+    cfg = _cfg(world, out, tile_id=tiles[0].id)
+    assert finished(cfg, tiles[0].id) == {"store": str(out / f"{tiles[0].id}.zarr"), "complete": True, "tiles_done": 0,
+                                          "tiles_total": 9, "finished_before": True}
+    other = make_checkpoint(d / "run-other", cube, seed=1)
+    for changed in (dict(dtype="int8"), dict(window=48), dict(overlap=4), dict(chunk=20), dict(period="2024-02-01/2025-01-01"),
+                    dict(checkpoint=other), dict(overwrite=True), dict(dry_run=True)):
+        assert finished(replace(cfg, **changed), tiles[0].id) is None, changed
+    assert finished(cfg, tiles[2].id) is None  # never embedded here
+    code = ("import sys; from pathlib import Path; from aefcli.embed import EmbedConfig; from aefcli.embed_tiles import finished; "
+            f"cfg = EmbedConfig(checkpoint=Path({str(cfg.checkpoint)!r}), out=Path({str(out)!r}), period={PERIOD!r}, cube=Path({str(cube)!r}), "
+            f"tile_id={tiles[0].id!r}, window={LAYOUT['window']}, overlap={LAYOUT['overlap']}, chunk={LAYOUT['chunk']}); "
+            f"assert finished(cfg, {tiles[0].id!r}); print(sorted(m for m in ('torch', 'xarray', 'dask', 'zarr') if m in sys.modules))")
+    light = subprocess.run([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    assert light.returncode == 0 and light.stdout.strip() == "[]", light.stdout + light.stderr
 
 
 def test_a_bad_tile_is_reported_and_the_others_finish(world, tmp_path):  # noqa: F811
