@@ -353,7 +353,8 @@ def estimate(geom, tiles: Sequence[Tile], bands: int = EMBEDDING_BANDS, seconds_
     Output bytes count every pixel of every tile (y, x, band): float32 4 bytes,
     int8 1 byte per value; Zarr compression is not counted. With seconds_per_window
     (a measured model time, `aefcli.embed.calibrate`): the model windows of every tile
-    (window/overlap/chunk as `aef embed`) and the compute time, windows x seconds.
+    (window/overlap/chunk as `aef embed`, each window once) and the compute time,
+    windows x seconds.
     """
     import shapely
     from pyproj import Geod
@@ -372,12 +373,12 @@ def estimate(geom, tiles: Sequence[Tile], bands: int = EMBEDDING_BANDS, seconds_
         "bytes_int8": pixels * bands,
     }
     if seconds_per_window is not None:
-        from aefcli.tiling import Layout, chunk_grid
+        from aefcli.tiling import Layout
 
         windows = 0
-        for t in tiles:  # each output chunk (task) runs every window reaching it: count per chunk
+        for t in tiles:  # `aef embed` computes each window of a tile once (by the chunk that owns it)
             n = t.size_m // RESOLUTION_M
             lay = Layout(window, overlap, chunk, origin=((t.y0 + t.size_m) // -RESOLUTION_M, t.x0 // RESOLUTION_M))
-            windows += sum(len(lay.windows(c.rows, c.cols)) for c in chunk_grid((n, n), chunk))
+            windows += len(lay.windows((0, n), (0, n)))
         out.update(windows=windows, seconds_per_window=round(seconds_per_window, 6), compute_s=round(windows * seconds_per_window, 1))
     return out
