@@ -27,6 +27,7 @@ from model.timecode import timecode
 
 PATCH = 2  # input pixels per precision cell
 TIME_FACTOR, SPACE_FACTOR = 4, 2  # L/2 -> L/8 -> L/16
+CHUNK_BYTES = 4 << 20  # inference works through the precision path in groups of frames this large
 
 
 @dataclass
@@ -45,6 +46,11 @@ class Encoded:
 def _pool_any(mask: torch.Tensor, factor: int) -> torch.Tensor:
     """(B, T, H, W) bool -> (B, T, H/f, W/f) bool: any True inside each f x f cell."""
     return F.max_pool2d(mask.float(), factor).bool()
+
+
+def _frames_per_group(x: torch.Tensor) -> int:
+    """Frames of x (N, ...) per group of about CHUNK_BYTES."""
+    return max(1, CHUNK_BYTES // (x[0].numel() * x.element_size()))
 
 
 def _nchw(x: torch.Tensor) -> torch.Tensor:
@@ -78,8 +84,8 @@ class STPBlock(nn.Module):
         """xp (N,P,h2,w2), xt (N,h8,w8,Tw), xs (N,h16,w16,S); tc (B,T,tc_dim); N = b*T."""
         _, h8, w8, _ = xt.shape
         _, h16, w16, _ = xs.shape
-        # the three paths, in parallel
-        xp = self.precision(xp)
+        # the three paths, in parallel; the precision path with the pyramid's levels of its output
+        xp, (g8, g16) = self._precision(xp)
         # time: one sequence of T frames per L/8 cell, all cells and samples batched
         seq = rearrange(xt, "(b t) h w c -> b (h w) t c", b=b)
         cond = self.time_cond(tc)[:, None]  # (B, 1, T, Tw): the same timecode at every cell
@@ -89,11 +95,35 @@ class STPBlock(nn.Module):
         # exchange: coarse paths read the pyramid's low-pass levels of the precision path;
         # the precision path gets the time / space messages as its L/8 and L/16 bands,
         # brought back to L/2 by the learned upsamplers (identity when messages are 0)
-        g8, g16 = self.pyramid.levels(xp)
         xt = xt + self.p_to_t(_nhwc(g8))
         xs = xs + self.p_to_s(_nhwc(g16))
-        xp = self.pyramid.reconstruct_with(xp, [g8, g16], [_nchw(self.t_to_p(xt)), _nchw(self.s_to_p(xs))])
+        messages = [_nchw(self.t_to_p(xt)), _nchw(self.s_to_p(xs))]
+        if torch.is_grad_enabled():
+            return self.pyramid.reconstruct_with(xp, [g8, g16], messages), xt, xs
+        # inference: the same sum, added into xp in place, a cache-sized group of frames at a time
+        coarse, up = self.pyramid.coarse_with([g8, g16], messages), self.pyramid.up[0]
+        k = _frames_per_group(xp)
+        for part, c, g in zip(xp.split(k), coarse.split(k), g8.split(k)):
+            part.add_(up.learned_minus_fixed(c, g))
         return xp, xt, xs
+
+    def _precision(self, xp: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Precision conv layer and the pyramid levels of its output: xp (N, P, h2, w2) ->
+        (xp, [g8, g16]). Without autograd xp is updated in place, a group of frames at a time,
+        so the layer's intermediates stay in cache (the layer and the first downsampling
+        are per frame); the caller must not need the old xp."""
+        if torch.is_grad_enabled():
+            xp = self.precision(xp)
+            return xp, self.pyramid.levels(xp)
+        down = self.pyramid.down
+        coarse = []
+        for part in xp.split(_frames_per_group(xp)):
+            part.add_(self.precision.branch(part))
+            coarse.append(down[0](part))
+        levels = [torch.cat(coarse)]
+        for d in down[1:]:
+            levels.append(d(levels[-1]))
+        return xp, levels
 
 
 class STPEncoder(nn.Module):
@@ -117,7 +147,7 @@ class STPEncoder(nn.Module):
 
     def _embed_inputs(self, video: VideoBatch
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> x (B, T, P, h2, w2), source embeddings (B, T, P), times (B, T), frame_ok (B, T),
+        """-> x (B, T, h2, w2, P) contiguous, source embeddings (B, T, P), times (B, T), frame_ok (B, T),
         valid (B, T, L, L); frames of all sources concatenated along T."""
         feats, embeds, times, oks, valids = [], [], [], [], []
         for name, frames in video.sources.items():
@@ -131,11 +161,15 @@ class STPEncoder(nn.Module):
                 continue
             ok = frames.frame_ok
             valid = frames.valid & ok[..., None, None]
-            # invalid pixels carry zeros + a flag, so their (garbage) values never enter
-            x = torch.cat([torch.where(valid[:, :, None], frames.values, 0.0),
-                           valid[:, :, None].to(frames.values.dtype)], dim=2)
-            x = self.inputs[name](rearrange(x, "b t c h w -> (b t) c h w"))
-            feats.append(rearrange(x, "(b t) c h w -> b t c h w", b=b))
+            # invalid pixels carry zeros + a flag, so their (garbage) values never enter; written
+            # straight into channels_last memory, so the convolutions' outputs are channels_last too
+            x = torch.empty(b * t, c + 1, hh, ww, dtype=frames.values.dtype, device=frames.values.device,
+                            memory_format=torch.channels_last)
+            x5 = x.unflatten(0, (b, t))  # a view: (B, T, C+1, L, L)
+            torch.where(valid[:, :, None], frames.values, frames.values.new_zeros(()), out=x5[:, :, :c])
+            x5[:, :, c] = valid
+            x = self.inputs[name](x)  # (B*T, P, h2, w2) channels_last
+            feats.append(rearrange(_nhwc(x), "(b t) h w c -> b t h w c", b=b))
             embeds.append(self.source_embed[name].expand(b, t, -1))
             times.append(frames.times)
             oks.append(ok)
@@ -144,11 +178,12 @@ class STPEncoder(nn.Module):
             frames = next(iter(video.sources.values()))
             b, _, _, hh, ww = frames.values.shape
             p, dev = self.cfg.precision_width, frames.values.device
-            return (torch.zeros(b, 1, p, hh // PATCH, ww // PATCH, device=dev),
+            return (torch.zeros(b, 1, hh // PATCH, ww // PATCH, p, device=dev),
                     torch.zeros(b, 1, p, device=dev), video.period[:, :1],
                     torch.zeros(b, 1, dtype=torch.bool, device=dev),
                     torch.zeros(b, 1, hh, ww, dtype=torch.bool, device=dev))
-        return (torch.cat(feats, 1), torch.cat(embeds, 1), torch.cat(times, 1), torch.cat(oks, 1),
+        x = feats[0] if len(feats) == 1 else torch.cat(feats, 1)
+        return (x, torch.cat(embeds, 1), torch.cat(times, 1), torch.cat(oks, 1),
                 torch.cat(valids, 1))
 
     def forward(self, video: VideoBatch) -> Encoded:
@@ -156,13 +191,13 @@ class STPEncoder(nn.Module):
         if not video.sources:
             raise ValueError("the video has no source at all; give at least one (it may be all masked)")
         x, embed, times, _, valid = self._embed_inputs(video)  # valid already excludes bad frames
-        _, n_t, _, h2, w2 = x.shape
+        _, n_t, h2, w2, _ = x.shape
         if h2 % 8 or w2 % 8:
             raise ValueError(f"tile size must be a multiple of 16 pixels, got {2 * h2} x {2 * w2}")
         tc = timecode(times, self.cfg.timecode_dim).to(x.dtype)  # (B, T, tc)
-        bias = rearrange(embed + self.input_time(tc), "b t c -> (b t) c 1 1")
-        # one pass: add the source and time embeddings, move to channels_last memory
-        xp = torch.add(rearrange(x, "b t c h w -> (b t) c h w"), bias).contiguous(memory_format=torch.channels_last)
+        # add the source and time embeddings in place (x is this function's own tensor)
+        x.add_((embed + self.input_time(tc)).to(x.dtype)[:, :, None, None])
+        xp = _nchw(rearrange(x, "b t h w c -> (b t) h w c"))  # (N, P, h2, w2) channels_last view
         g8 = self.stem_down8(xp)
         g16 = self.stem_down16(g8)
         xt, xs = self.stem_t(_nhwc(g8)), self.stem_s(_nhwc(g16))
@@ -177,7 +212,8 @@ class STPEncoder(nn.Module):
         # every query may see itself so that no row is empty (no NaN)
         key8 = rearrange(_pool_any(valid, 2 * TIME_FACTOR), "b t h w -> b (h w) 1 1 t")
         eye = torch.eye(n_t, dtype=torch.bool, device=x.device)
-        time_mask = key8 | eye  # (B, h8*w8, 1, T, T)
+        # as an additive bias, built once: the attention kernel would convert a bool mask every block
+        time_mask = torch.where(key8 | eye, 0.0, float("-inf")).to(xt.dtype)  # (B, h8*w8, 1, T, T)
         for block in self.blocks:
             xp, xt, xs = block(xp, xt, xs, b, tc, time_mask, space_mask)
         features = rearrange(xp, "(b t) c h w -> b t h w c", b=b)  # a view: xp is channels_last

@@ -82,5 +82,12 @@ class ConvLayer(nn.Module):
         self.conv1 = nn.Conv2d(dim, dim, 3, padding=1)
         self.conv2 = nn.Conv2d(dim, dim, 3, padding=1)
 
+    def branch(self, x: torch.Tensor) -> torch.Tensor:
+        """The residual branch alone: conv2(GELU(conv1(norm(x))))."""
+        h = self.conv1(self.norm(x))
+        # without autograd nothing keeps conv1's output, so GELU may overwrite it
+        h = F.gelu(h) if torch.is_grad_enabled() else torch.ops.aten.gelu_(h)
+        return self.conv2(h)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv2(F.gelu(self.conv1(self.norm(x))))
+        return x + self.branch(x)

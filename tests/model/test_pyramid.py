@@ -47,3 +47,19 @@ def test_resample_moves_between_devices_and_dtypes():
     layer = Resample(4, 2, "down").to(torch.float64)
     assert layer.residual.dtype == torch.float64
     assert layer(torch.zeros(1, 4, 8, 8, dtype=torch.float64)).shape == (1, 4, 4, 4)
+
+
+def test_learned_minus_fixed_equals_one_grouped_transposed_convolution():
+    # the formula as a single grouped convolution over interleaved inputs (the first implementation)
+    import torch.nn.functional as F
+
+    from model.pyramid import Resample
+
+    up = Resample(6, 4, "up")
+    with torch.no_grad():
+        up.residual.normal_(std=0.1)
+    a, b = torch.randn(2, 6, 5, 7), torch.randn(2, 6, 5, 7)
+    weight = torch.stack([up.fixed_weight + up.residual, -up.fixed_weight], dim=1).flatten(0, 1)
+    x = torch.stack([a, b], dim=2).flatten(1, 2)  # channels a0, b0, a1, b1, ...
+    expected = F.conv_transpose2d(x, weight, stride=4, padding=2, groups=6)
+    torch.testing.assert_close(up.learned_minus_fixed(a, b), expected, atol=1e-5, rtol=1e-5)
