@@ -40,6 +40,9 @@ class ModelConfig:
 
     Widths are channels of the three STP paths: precision (3x3 convs at L/2),
     time (time-axial attention at L/8) and space (2D-ALiBi attention at L/16).
+    summary_width: channels of the period-conditioned summary (0: precision_width, the
+    narrow head); a wider head (e.g. 128 with 16 heads) pools more distinct frame
+    selections, and its values carry the frames' timecodes (the profile's timing).
     kappa is the fixed vMF concentration of the training bottleneck.
     a, b, c, d weight reconstruction, batch uniformity, consistency and text.
     """
@@ -53,6 +56,7 @@ class ModelConfig:
     time_heads: int = 4
     space_heads: int = 4
     summary_heads: int = 4
+    summary_width: int = 0
     mlp_ratio: float = 4.0
     timecode_dim: int = 32
     decoder_width: int = 64
@@ -82,8 +86,10 @@ class ModelConfig:
             width = getattr(self, f"{name}_width")
             if width % heads:
                 raise ValueError(f"{name}_width {width} is not divisible by {name}_heads {heads}")
-        if self.precision_width % self.summary_heads:
-            raise ValueError("precision_width must be divisible by summary_heads")
+        if self.summary_width < 0:
+            raise ValueError(f"summary_width must be >= 0 (0: precision_width), got {self.summary_width}")
+        if (self.summary_width or self.precision_width) % self.summary_heads:
+            raise ValueError("the summary width (summary_width, or precision_width when 0) must be divisible by summary_heads")
         positive = ("embed_dim", "precision_width", "time_width", "space_width", "depth",
                     "timecode_dim", "decoder_width", "text_dim", "position_grid")
         for name in positive:

@@ -4,7 +4,9 @@ t_s and t_e become sinusoidal timecodes and one query vector; time-axial
 cross-attention with that query over each L/2 cell's frames (keys carry the
 frames' timecodes, masked frames are excluded) gives one summary per cell; a
 learnable upsampling kernel brings it to L; a projection to 64 dims and L2
-normalisation give mu.
+normalisation give mu. With `summary_width` > 0 the head works at that width
+(more heads = more distinct frame selections per cell) and its values also
+carry the frames' timecodes.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ def _bilinear_kernel(channels: int) -> torch.Tensor:
 class SummaryHead(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        p, tc = cfg.precision_width, cfg.timecode_dim
+        f, tc = cfg.precision_width, cfg.timecode_dim
+        p = cfg.summary_width or f
         self.cfg, self.heads = cfg, cfg.summary_heads
         # query from [code(t_s), code(t_e), log duration]
         self.query = nn.Sequential(nn.Linear(2 * tc + 1, p), nn.GELU(), nn.Linear(p, p))
@@ -39,9 +42,11 @@ class SummaryHead(nn.Module):
         # small at init: the content summary, not the period alone, should shape mu at first
         nn.init.normal_(self.period_embed.weight, std=0.02)
         nn.init.zeros_(self.period_embed.bias)
-        self.norm = nn.LayerNorm(p)
+        self.norm = nn.LayerNorm(f)
         self.key_time = nn.Linear(tc, p)
-        self.key, self.value = nn.Linear(p, p), nn.Linear(p, p)
+        # the wide head's values say when a frame was seen, not only what it held
+        self.value_time = nn.Linear(tc, p) if cfg.summary_width else None
+        self.key, self.value = nn.Linear(f, p), nn.Linear(f, p)
         # a learned "nothing observed" key/value: keeps cells without valid frames finite
         self.null_key = nn.Parameter(torch.randn(p) * 0.02)
         self.null_value = nn.Parameter(torch.randn(p) * 0.02)
@@ -62,19 +67,24 @@ class SummaryHead(nn.Module):
 
     def forward(self, enc: Encoded, period: torch.Tensor) -> torch.Tensor:
         """-> mu (B, L, L, embed_dim), unit norm."""
-        b, t, h, w, p = enc.features.shape
-        n, d = self.heads, p // self.heads
+        b, t, h, w, _ = enc.features.shape
+        n, d = self.heads, self.query[-1].out_features // self.heads
         code = self.period_code(period).to(enc.features.dtype)
         q = self.query(code).view(b, 1, 1, 1, n, d) / math.sqrt(d)
         x = self.norm(enc.features)  # (B, T, h, w, P)
-        keytime = self.key_time(timecode(enc.times, self.cfg.timecode_dim).to(x.dtype))
-        k = self.key(x + keytime[:, :, None, None]).view(b, t, h, w, n, d)
+        code_t = timecode(enc.times, self.cfg.timecode_dim).to(x.dtype)
+        key_time = self.key_time(code_t)[:, :, None, None]
+        k = self.key(x) + key_time if self.value_time is not None else self.key(x + key_time)
+        k = k.view(b, t, h, w, n, d)
         # one query per sample: logits (B, T+1, h, w, heads), the last is the null key
         logits = torch.cat([(k * q).sum(-1),
                             (self.null_key.view(n, d).to(q.dtype) * q).sum(-1).expand(b, 1, h, w, n)], dim=1)
         ok = torch.cat([enc.key_ok, torch.ones(b, 1, h, w, dtype=torch.bool, device=x.device)], dim=1)
         attn = logits.masked_fill(~ok[..., None], float("-inf")).softmax(dim=1)[..., None]
-        v = self.value(x).view(b, t, h, w, n, d)
+        v = self.value(x)
+        if self.value_time is not None:
+            v = v + self.value_time(code_t)[:, :, None, None]
+        v = v.view(b, t, h, w, n, d)
         s = (attn[:, :t] * v).sum(1) + attn[:, t] * self.null_value.view(n, d).to(v.dtype)
         s = s.flatten(-2)  # (B, h, w, P)
         s = self.out(s) + self.period_embed(code)[:, None, None]

@@ -22,6 +22,8 @@ def test_base_preset_has_the_papers_widths():
 
 @pytest.mark.parametrize("bad", [
     dict(time_width=30, time_heads=4),  # not divisible by heads
+    dict(summary_width=60, summary_heads=8),
+    dict(summary_width=-1),
     dict(kappa=0.0),
     dict(b=-1.0),
     dict(position="sinusoidal"),

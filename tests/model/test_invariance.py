@@ -1,11 +1,21 @@
 """What the embedding may and may not depend on."""
 
+from dataclasses import replace
+
+import pytest
 import torch
 
-from model import SourceFrames, VideoBatch
+from model import EmbeddingFieldModel, SourceFrames, VideoBatch
 from model.synthetic import random_frames, random_video
 
 ATOL = 2e-5
+
+
+@pytest.fixture(params=["narrow", "wide"])
+def tiny_model(request, tiny_cfg):
+    """The tiny model with the default summary head, and with a wide one (time-coded values)."""
+    cfg = tiny_cfg if request.param == "narrow" else replace(tiny_cfg, summary_width=64, summary_heads=8)
+    return EmbeddingFieldModel(cfg).eval()
 
 
 def _pad(frames: SourceFrames, extra: SourceFrames) -> SourceFrames:
