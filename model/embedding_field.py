@@ -32,9 +32,17 @@ class EmbeddingFieldModel(nn.Module):
         self.text_proj = nn.Linear(cfg.text_dim, cfg.embed_dim)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
+    # without autograd, larger batches run in groups of this many samples: every sample is
+    # computed independently, and the working set of big batches falls out of the CPU caches
+    inference_batch: int = 2
+
     def forward(self, video: VideoBatch) -> torch.Tensor:
         """video -> mu (B, L, L, embed_dim), float32 unit vectors."""
-        return self.summary(self.encoder(video), video.period)
+        b = video.batch_size
+        if torch.is_grad_enabled() or b <= self.inference_batch:
+            return self.summary(self.encoder(video), video.period)
+        groups = torch.arange(b, device=video.period.device).split(self.inference_batch)
+        return torch.cat([self(video.select(index)) for index in groups])
 
     def sample(self, mu: torch.Tensor) -> torch.Tensor:
         """The vMF bottleneck: one sample around each mu with concentration cfg.kappa."""

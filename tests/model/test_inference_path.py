@@ -45,3 +45,18 @@ def test_group_size_does_not_change_the_output(tiny_cfg, gen, monkeypatch):
             outs.append(model(video))
     torch.testing.assert_close(outs[0], outs[2], atol=1e-5, rtol=0)
     torch.testing.assert_close(outs[1], outs[2], atol=1e-5, rtol=0)
+
+
+def test_big_batches_run_in_groups_with_the_same_result(tiny_cfg, gen):
+    model = _trained_looking(tiny_cfg)
+    video = random_video(tiny_cfg, 5, 32, {"s2": 3, "s1": 2}, gen)
+    with torch.no_grad():
+        model.inference_batch = 5
+        whole = model(video)
+        model.inference_batch = 2  # groups of 2, 2, 1
+        seen = []
+        model.encoder.register_forward_hook(lambda mod, args, out: seen.append(out.features.shape[0]))
+        grouped = model(video)
+    assert seen == [2, 2, 1]
+    torch.testing.assert_close(grouped, whole, atol=1e-5, rtol=0)
+    assert grouped.shape == (5, 32, 32, tiny_cfg.embed_dim)
