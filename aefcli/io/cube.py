@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -280,11 +282,12 @@ def _as_datetime64(value) -> np.datetime64:
 class Cube:
     """A complete ingested cube, opened for reading (see `open_cube`)."""
 
-    def __init__(self, path: Path, root, cache_bytes: int = 0) -> None:
+    def __init__(self, path: Path, root, cache_bytes: int = 0, chunk_cache_bytes: int = 0) -> None:
         self.path = path
         self._root = root
         self._cache_left = int(cache_bytes)  # RAM still allowed for sources held as numpy
         self._cached: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._chunks = _ChunkCache(int(chunk_cache_bytes))
         self.attrs: dict[str, Any] = dict(root.attrs[CUBE_ATTR])
         self.geobox = _geobox(self.attrs["crs"], self.attrs["transform"], self.attrs["shape"])
         self.sources: tuple[str, ...] = tuple(self.attrs["sources"])
@@ -343,6 +346,8 @@ class Cube:
             if self._in_ram(source):
                 raw_all, ok_all = self._cached[source]
                 raw, ok = raw_all[sel][:, :, ys, xs], ok_all[sel][:, ys, xs]
+            elif self._chunks.budget:
+                raw, ok = self._read_chunked(source, sel, ys, xs)
             else:
                 g = self._root[source]
                 raw = np.asarray(g["raw"].get_orthogonal_selection((sel, slice(None), ys, xs)))
@@ -353,6 +358,40 @@ class Cube:
             values[:, :, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = z
             valid[:, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = ok
         return SourceWindow(values, valid, self.times[source][idx], self.bands[source])
+
+    def _read_chunked(self, source: str, sel: np.ndarray, ys: slice, xs: slice) -> tuple[np.ndarray, np.ndarray]:
+        """raw (T, C, h, w) and valid (T, h, w) of frames `sel` over ys x xs, assembled from decoded store chunks.
+
+        Neighbouring reads (tiled inference: windows, strips and tasks overlap and share
+        the store's large compressed chunks) decode each chunk once while it stays in the
+        LRU cache, instead of once per read.
+        """
+        g = self._root[source]
+        raw_a, ok_a = g["raw"], g["valid"]
+        _, nc, ny, nx = raw_a.shape
+        ch, cw = raw_a.chunks[2], raw_a.chunks[3]
+        raw = np.empty((len(sel), nc, ys.stop - ys.start, xs.stop - xs.start), np.float32)
+        ok = np.empty((len(sel), ys.stop - ys.start, xs.stop - xs.start), bool)
+        for cy in range(ys.start // ch, (ys.stop - 1) // ch + 1):
+            for cx in range(xs.start // cw, (xs.stop - 1) // cw + 1):
+                by, bx = slice(cy * ch, min((cy + 1) * ch, ny)), slice(cx * cw, min((cx + 1) * cw, nx))
+                keys = [(source, int(t), cy, cx) for t in sel]
+                missing = [k for k in keys if k not in self._chunks]
+                if missing:  # one zarr call for all missing frames: zarr decodes them concurrently
+                    ts = np.array([k[1] for k in missing])
+                    r = np.asarray(raw_a.get_orthogonal_selection((ts, slice(None), by, bx)))
+                    o = np.asarray(ok_a.get_orthogonal_selection((ts, by, bx)))
+                    for n, k in enumerate(missing):
+                        self._chunks.put(k, (r[n].copy(), o[n].copy()))  # a copy: no view pins the whole read
+                oy = slice(max(ys.start, by.start), min(ys.stop, by.stop))
+                ox = slice(max(xs.start, bx.start), min(xs.stop, bx.stop))
+                src = (slice(oy.start - by.start, oy.stop - by.start), slice(ox.start - bx.start, ox.stop - bx.start))
+                dst = (slice(oy.start - ys.start, oy.stop - ys.start), slice(ox.start - xs.start, ox.stop - xs.start))
+                for n, k in enumerate(keys):
+                    r, o = self._chunks.get(k) or _fetch_one(raw_a, ok_a, k[1], by, bx)
+                    raw[n, :, dst[0], dst[1]] = r[:, src[0], src[1]]
+                    ok[n, dst[0], dst[1]] = o[src[0], src[1]]
+        return raw, ok
 
     def _in_ram(self, source: str) -> bool:
         """Hold a source's arrays in RAM (read once) while they fit in the cache budget.
@@ -377,6 +416,45 @@ class Cube:
         return np.asarray(g["raw"][ts]), np.asarray(g["valid"][ts])
 
 
+def _fetch_one(raw_a, ok_a, t: int, by: slice, bx: slice) -> tuple[np.ndarray, np.ndarray]:
+    """One frame's chunk, read directly (a chunk larger than the cache budget was never kept)."""
+    return np.asarray(raw_a[t, :, by, bx]), np.asarray(ok_a[t, by, bx])
+
+
+class _ChunkCache:
+    """Least-recently-used decoded store chunks, (raw, valid) per (source, frame, chunk row, chunk col), under a byte budget.
+
+    Thread-safe: the tasks of one process share one Cube.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.used = budget, 0
+        self._items: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __contains__(self, key: tuple) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def get(self, key: tuple) -> tuple[np.ndarray, np.ndarray] | None:
+        with self._lock:
+            item = self._items.get(key)
+            if item is not None:
+                self._items.move_to_end(key)
+            return item
+
+    def put(self, key: tuple, item: tuple[np.ndarray, np.ndarray]) -> None:
+        size = item[0].nbytes + item[1].nbytes
+        with self._lock:
+            if key in self._items or size > self.budget:
+                return
+            self._items[key] = item
+            self.used += size
+            while self.used > self.budget:
+                _, old = self._items.popitem(last=False)
+                self.used -= old[0].nbytes + old[1].nbytes
+
+
 def read_cube_attrs(path: str | Path) -> dict[str, Any] | None:
     """The `aef:cube` attributes of a store, or None when `path` is not a cube."""
     import zarr
@@ -389,10 +467,12 @@ def read_cube_attrs(path: str | Path) -> dict[str, Any] | None:
     return dict(attrs) if attrs else None
 
 
-def open_cube(path: str | Path, require_complete: bool = True, cache_bytes: int = 0) -> Cube:
+def open_cube(path: str | Path, require_complete: bool = True, cache_bytes: int = 0, chunk_cache_bytes: int = 0) -> Cube:
     """Open a cube for reading; DataError when missing, not a cube, or not marked complete.
 
     cache_bytes: RAM for holding whole sources as numpy (those that fit), for many small reads.
+    chunk_cache_bytes: RAM for an LRU cache of decoded store chunks, for overlapping reads
+    that walk the cube (tiled inference); 0 reads straight from the store.
     """
     import zarr
 
@@ -404,4 +484,4 @@ def open_cube(path: str | Path, require_complete: bool = True, cache_bytes: int 
         raise DataError(f"{path} is not an aef cube (no {CUBE_ATTR} attribute)")
     if require_complete and not attrs.get("complete"):
         raise DataError(f"cube {path} is incomplete (an ingest was interrupted); re-run the same `aef ingest` to finish it")
-    return Cube(path, zarr.open_group(str(path), mode="r"), cache_bytes)
+    return Cube(path, zarr.open_group(str(path), mode="r"), cache_bytes, chunk_cache_bytes)

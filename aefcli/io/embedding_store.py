@@ -127,6 +127,8 @@ def create_store(path: str | Path, geobox, bands: Sequence, dtype: str, chunk: i
     # An explicit encoding replaces rioxarray's: repeat grid_mapping or the CRS is lost.
     # zarr's own fill_value (not a CF _FillValue) makes unwritten chunks read as nodata.
     enc = {VAR: {"chunks": (chunk, chunk, nb), "grid_mapping": "spatial_ref", "fill_value": fill}}
+    if dtype == "float32":  # zstd saves ~7 % on float32 embeddings for ~8 % of a tiny model's run time
+        enc[VAR]["compressors"] = None
     tmp = path.with_name(path.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

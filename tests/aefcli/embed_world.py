@@ -44,8 +44,11 @@ def make_cube(path: Path, size: int = 96, frames: int = 5, seed: int = 0, bands=
     return write_cube(path, {"s2": arrays}, gbox, attrs={"period": "2024-01-01/2025-01-01"})
 
 
-def make_checkpoint(path: Path, cube_path: Path | None, seed: int = 0, bands=S2_BANDS) -> Path:
-    """A tiny untrained model (fixed seed) with the cube's normalisation statistics."""
+def make_checkpoint(path: Path, cube_path: Path | None, seed: int = 0, bands=S2_BANDS, train_args: dict | None = None) -> Path:
+    """A tiny untrained model (fixed seed) with the cube's normalisation statistics.
+
+    train_args: extra training arguments recorded in the checkpoint (e.g. support_days).
+    """
     import torch
 
     from aefcli.checkpoint import save_checkpoint
@@ -64,7 +67,7 @@ def make_checkpoint(path: Path, cube_path: Path | None, seed: int = 0, bands=S2_
         from aefcli.normalise import NormStats
 
         norm = NormStats("log", tuple(bands), (0.0,) * len(bands), (1.0,) * len(bands))
-    return save_checkpoint(path, model, cfg, {"s2": norm}, {"s2": tuple(bands)}, {"preset": "tiny"}, step=1)
+    return save_checkpoint(path, model, cfg, {"s2": norm}, {"s2": tuple(bands)}, {"preset": "tiny", **(train_args or {})}, step=1)
 
 
 def bbox_of(size: int, margin_px: int = 0) -> str:
