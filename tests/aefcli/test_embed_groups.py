@@ -1,0 +1,93 @@
+"""`aef embed` computes every window once: window owners, part files, resume from saved parts, period check."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from aefcli.embed import EmbedConfig, plan, run
+from aefcli.errors import InputError
+from aefcli.io.embedding_store import open_embeddings
+from aefcli.tiling import Layout, chunk_grid, owned_windows, owner, owners_of, targets
+from embed_world import bbox_of, make_checkpoint, make_cube
+
+SIZE = 96
+PERIOD = "2024-01-01/2025-01-01"
+
+
+@pytest.mark.parametrize("window,overlap,chunk,origin", [(32, 8, 16, (3, 5)), (32, 8, 32, (0, 0)), (128, 32, 48, (-7, 11)),
+                                                         (64, 0, 40, (1, 2))])
+def test_every_window_has_one_owner_among_the_chunks_it_reaches(window, overlap, chunk, origin):
+    lay, shape = Layout(window, overlap, chunk, origin=origin), (SIZE, SIZE - 10)
+    chunks = chunk_grid(shape, chunk)
+    area = set(lay.windows((0, shape[0]), (0, shape[1])))
+    owned = [w for c in chunks for w in owned_windows(lay, shape, c)]
+    assert sorted(owned) == sorted(area)  # each window of the area owned exactly once
+    per_chunk = sum(len(lay.windows(c.rows, c.cols)) for c in chunks)
+    for c in chunks:
+        reach = lay.windows(c.rows, c.cols)  # what the chunk's blend needs
+        assert all((c.i, c.j) in targets(lay, shape, *w) for w in reach)
+        assert owners_of(lay, shape, c) == sorted({owner(lay, shape, *w) for w in reach})
+        assert (c.i, c.j) in owners_of(lay, shape, c) or not owned_windows(lay, shape, c)
+    if overlap:
+        assert per_chunk > len(area)  # windows straddle chunk borders: the old per-chunk work was larger
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("gworld")
+    cube = make_cube(d / "cube.zarr", size=SIZE)
+    return d, cube, make_checkpoint(d / "run", cube)
+
+
+def _cfg(world, name, **kw):
+    d, cube, ckpt = world
+    base = dict(checkpoint=ckpt, out=d / name, period=PERIOD, cube=cube, bbox=bbox_of(SIZE), window=32, overlap=8, chunk=16,
+                dtype="int8", workers=1)
+    return EmbedConfig(**{**base, **kw})
+
+
+def test_a_run_computes_each_window_once_and_leaves_no_parts(world):
+    cfg = _cfg(world, "once.zarr")
+    shutil.rmtree(cfg.out, ignore_errors=True)
+    p = plan(cfg)
+    result = run(cfg)
+    assert result["complete"] and result["tiles_done"] == len(p.chunks) == 36
+    lay = p.job.layout
+    unique = len(lay.windows((0, SIZE), (0, SIZE)))
+    assert result["windows"] == unique == p.windows  # the sample world has data in every window
+    assert sum(len(lay.windows(c.rows, c.cols)) for c in p.chunks) > 2 * unique
+    assert not (cfg.out / ".aef-parts").exists()
+
+
+def test_resume_reuses_saved_parts_and_gives_the_same_store(world):
+    from aefcli.embed_task import compute_windows, part_path
+    from aefcli.io.embedding_store import create_store
+
+    reference = run(_cfg(world, "ref.zarr", overwrite=True))
+    cfg = _cfg(world, "parts.zarr")
+    shutil.rmtree(cfg.out, ignore_errors=True)
+    p = plan(cfg)
+    create_store(cfg.out, p.geobox, list(range(64)), cfg.dtype, cfg.chunk, p.attrs)
+    # what a killed run leaves: the parts of one owner, saved before any chunk was written
+    first = p.chunks[0]
+    wanted = sorted({t for w in owned_windows(p.job.layout, p.job.shape, first) for t in targets(p.job.layout, p.job.shape, *w)})
+    done = compute_windows(p.job, first, wanted)
+    assert done["windows"] > 0 and all(part_path(p.job, (0, 0), t).is_file() for t in wanted)
+    result = run(cfg)
+    assert result["complete"] and result["windows"] == reference["windows"] - done["windows"]
+    np.testing.assert_array_equal(open_embeddings(cfg.out).values, open_embeddings(reference["store"]).values)
+
+
+def test_period_longer_than_the_checkpoint_was_trained_for_is_refused(world, tmp_path):
+    d, cube, _ = world
+    # `aef train` records support_days = (shortest, longest) valid period in days
+    short = make_checkpoint(tmp_path / "short", cube, train_args={"support_days": [30.0, 60.0]})
+    with pytest.raises(InputError, match="at most 60 days") as err:
+        plan(_cfg(world, "p.zarr", checkpoint=short))
+    assert "\n" not in str(err.value)
+    ok = plan(_cfg(world, "p.zarr", checkpoint=short, period="2024-02-01/2024-05-01"))  # 90 days <= 2 x 60
+    assert ok.windows > 0
+    plan(_cfg(world, "p.zarr"))  # no support_days recorded: any period
