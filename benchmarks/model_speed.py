@@ -114,11 +114,28 @@ def main() -> None:
     print(f"bf16 vs fp32 agreement: mean cosine {cos.mean():.5f}, 0.1 % quantile {cos.flatten().quantile(0.001):.5f}, "
           f"min {cos.min():.5f}")
 
+    grouped = model.inference_batch
+
+    def ungrouped(v):  # the whole batch in one pass, as before inference_batch existed
+        def run():
+            model.inference_batch = v.batch_size
+            try:
+                forward("whole", v=v)()
+            finally:
+                model.inference_batch = grouped
+        return run
+
+    print(f"batch sweep (inference runs groups of model.inference_batch = {grouped} samples):")
     for batch in [int(b) for b in args.sweep.split(",") if b]:
         v = video_of(batch)
         fl = count_flops(model, v)
-        sec = alternate({"mm32": mm32, "fp32": forward("sweep", v=v)}, args.repeats)
-        print(_line(f"  sweep B={batch}", sec["fp32"], batch * args.size**2, fl, sec["mm32"]))
+        fns = {"mm32": mm32, "fp32": forward("sweep", v=v)}
+        if batch > grouped:
+            fns["whole"] = ungrouped(v)
+        sec = alternate(fns, args.repeats)
+        print(_line(f"  B={batch}", sec["fp32"], batch * args.size**2, fl, sec["mm32"]))
+        if batch > grouped:
+            print(_line(f"  B={batch} in one pass", sec["whole"], batch * args.size**2, fl, sec["mm32"]))
 
     if args.compile:
         fwd = compile_for_inference(model)

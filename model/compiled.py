@@ -9,6 +9,7 @@ the outputs are the same either way, only the speed differs.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from typing import Callable
 
@@ -22,8 +23,9 @@ class InferenceForward:
     """video -> mu (B, L, L, embed_dim), the model's forward under inference_mode,
     through torch.compile when it works, else eagerly (see `compile_for_inference`)."""
 
-    def __init__(self, model: nn.Module, compiled: Callable[[VideoBatch], torch.Tensor] | None) -> None:
-        self.model, self.compiled = model, compiled
+    def __init__(self, model: nn.Module, compiled: Callable[[VideoBatch], torch.Tensor] | None,
+                 settings: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext) -> None:
+        self.model, self.compiled, self.settings = model, compiled, settings
         self.fallback_reason: str | None = None if compiled is not None else "torch.compile unavailable"
 
     @property
@@ -35,7 +37,8 @@ class InferenceForward:
         with torch.inference_mode():
             if self.compiled is not None:
                 try:
-                    return self.compiled(video)
+                    with self.settings():  # compilation happens lazily, inside this call
+                        return self.compiled(video)
                 except Exception as exc:  # inductor fails lazily, at the first call of a shape
                     self._fall_back(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             return self.model(video)
@@ -58,11 +61,10 @@ def compile_for_inference(model: nn.Module, freeze: bool = True) -> InferenceFor
     try:
         import torch._inductor.config as inductor_config
 
-        if freeze:
-            inductor_config.freezing = True  # global inductor switch; off by default
         compiled = torch.compile(model, dynamic=False)
     except Exception as exc:  # e.g. torch.compile not supported on this Python / platform
         forward = InferenceForward(model, None)
         forward._fall_back(f"{type(exc).__name__}: {exc}")
         return forward
-    return InferenceForward(model, compiled)
+    # freezing is a process-wide inductor switch: set only while this forward compiles
+    return InferenceForward(model, compiled, lambda: inductor_config.patch(freezing=freeze))
