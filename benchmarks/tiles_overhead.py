@@ -174,6 +174,21 @@ def _setup(args, work: Path, tiles) -> None:
     (work / "tiles.txt").write_text("".join(f"{t.id}\n" for t in tiles))
 
 
+def _window_counts(args, gx: int, gy: int) -> dict:
+    """Model windows of a gx x gy block of tiles: one store vs the sum over its tiles (each tile also runs the
+    windows straddling its edges, which a neighbour runs again: the inherent cost of independent tiles)."""
+    from aefcli.tiling import Layout
+
+    tiles = _block(args.tile_px * 10, gx, gy)
+
+    def count(top: int, left: int, ny: int, nx: int) -> int:
+        return len(Layout(args.window, args.overlap, args.chunk, origin=(top // -10, left // 10)).windows((0, ny), (0, nx)))
+
+    one = count(max(t.y0 + t.size_m for t in tiles), min(t.x0 for t in tiles), gy * args.tile_px, gx * args.tile_px)
+    per_tile = sum(count(t.y0 + t.size_m, t.x0, args.tile_px, args.tile_px) for t in tiles)
+    return {"block": [gx, gy], "one_store": one, "per_tile": per_tile, "extra": round(per_tile / one - 1, 4)}
+
+
 def _summary(args, rows: dict[str, list[float]], n: int) -> dict:
     best = {k: min(v) for k, v in rows.items() if v}
     one = best["one_store"]
@@ -262,6 +277,8 @@ def main() -> None:
         fixed = (cpu["per_tile"] - cpu["one_store"]) / max(len(tiles) - 1, 1)
         summary.update(cpu_fixed_cost_per_process_s=round(fixed, 2),
                        cpu_overhead_per_tile_many_tiles=round(fixed / (cpu["one_store"] / len(tiles)), 4))
+    summary["windows"] = _window_counts(args, args.grid_x, args.grid_y)
+    summary["windows_8x8_region"] = _window_counts(args, 8, 8)
     summary["load_avg_end"] = os.getloadavg()
     print(json.dumps(summary), flush=True)
 
