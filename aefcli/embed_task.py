@@ -92,8 +92,27 @@ def _cube(path: str):
 def _set_threads(n: int) -> None:
     import torch
 
+    _cached(("malloc",), _return_freed_buffers)
     if n > 0 and torch.get_num_threads() != n:
         torch.set_num_threads(n)
+
+
+def _return_freed_buffers() -> bool:
+    """glibc: serve buffers >= 1 MiB by mmap, so freed ones go back to the OS (once per process).
+
+    Tasks allocate and free many large numpy buffers (decoded cube chunks, strips,
+    accumulators) from several threads; glibc's adaptive threshold moves them onto
+    its heaps, where fragmentation made peak RSS grow with the number of tasks
+    (+55 % at 16x the area; +24 % with this). A no-op where glibc is absent.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-3, 2**20))  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        return False
 
 
 @dataclass
