@@ -25,7 +25,7 @@ state = ConsoleState()
 
 
 def configure(json_mode: bool = False, verbose: int = 0, quiet: bool = False) -> None:
-    state.json = state.json or json_mode
+    state.json = json_mode  # set per invocation: a command's own --json switches it on later
     state.verbosity = -1 if quiet else verbose
     level = logging.WARNING if quiet else logging.DEBUG if verbose > 1 else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)

@@ -57,3 +57,12 @@ def test_user_error_is_one_line_and_exit_1(tmp_path):
     assert proc.stderr.startswith("aef: error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert "reversed" in proc.stderr
     assert not (tmp_path / "cube.zarr").exists()
+
+
+def test_json_mode_does_not_outlive_its_invocation():
+    runner = CliRunner()
+    args = ["tiles", "--bbox", "3.0,50.0,3.1,50.1", "--tile-size", "10240"]
+    as_json = runner.invoke(app, ["--json", *args])
+    assert as_json.exit_code == 0 and as_json.stdout.lstrip().startswith("{")
+    human = runner.invoke(app, args)  # the same process: the earlier --json must not leak
+    assert human.exit_code == 0 and not human.stdout.lstrip().startswith("{"), human.stdout

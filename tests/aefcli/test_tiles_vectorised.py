@@ -114,9 +114,6 @@ def test_batched_bounds_equal_per_tile_bounds_exactly():
 
 
 def test_cli_ids_and_json_agree_with_the_library():
-    from aefcli import console
-
-    console.state.json = False  # console.configure never switches --json off: an earlier --json test would leak
     runner = CliRunner()
     args = ["tiles", "--bbox", "179.5,-17.5,-179.5,-16.5", "--tile-size", "10240"]
     tiles = tiles_for_geometry(*AREAS["antimeridian"])
