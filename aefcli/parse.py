@@ -99,3 +99,20 @@ def parse_period(text: str) -> Period:
         raise InputError(f"period {text!r} must be ISO start/end, e.g. 2024-01-01/2025-01-01 (end exclusive)")
     start, end = text.split("/")
     return Period(_parse_time(start, text), _parse_time(end, text))
+
+
+def parse_weights(text: str | None, option: str = "--source-weights") -> dict[str, float]:
+    """'s1=0.25,s2=1' -> {'s1': 0.25, 's2': 1.0}; None or '' -> {}. Weights must be > 0."""
+    out: dict[str, float] = {}
+    for item in (text or "").split(","):
+        if not item.strip():
+            continue
+        name, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = float("nan")
+        if not sep or not name.strip() or not weight > 0:
+            raise InputError(f"{option} takes NAME=WEIGHT pairs with weights > 0, such as s1=0.25,s2=1; got {item!r}")
+        out[name.strip()] = weight
+    return out

@@ -32,6 +32,9 @@ RECIPES: dict[str, dict[str, Any]] = {
 # `cpu` with the wide summary head (128 channels, 16 heads, time-coded values): max-shot 0.649 vs
 # 0.575 at 1000 steps, level with `cpu` at 2000 (benchmarks/README.md, "Session-2 ablations")
 RECIPES["cpu-wide"] = {**RECIPES["cpu"], "model_overrides": dict(c=0.2, summary_width=128, summary_heads=16)}
+# `cpu-wide` with S1 back, its speckle kept from dominating the reconstruction by a 0.25 weight:
+# 0.369 / 0.526 / 0.601 (1 / 10 / max shot) at 1000 steps; session 1's S2 + S1 at full weight: 0.319 / 0.494 / 0.479
+RECIPES["cpu-s1"] = {**RECIPES["cpu-wide"], "sources": ("s1", "s2"), "source_weights": {"s1": 0.25}}
 
 
 def recipe_names() -> tuple[str, ...]:

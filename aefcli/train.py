@@ -35,7 +35,7 @@ class TrainConfig:
     """Everything `aef train` needs; validated at construction (InputError, one line).
 
     cubes: ingested cube paths; out: run directory; sources: model sources (None: every
-    source of the cubes); window: L in pixels; batch_size: windows per step per process;
+    source of the cubes); source_weights: reconstruction weight per source (default 1); window: L in pixels; batch_size: windows per step per process;
     lr: peak learning rate; warmup: warm-up steps (None: 5 % of steps, at most 500);
     checkpoint_every: steps between checkpoints; workers: DataLoader worker processes;
     max_frames / max_targets: input / held-out frames per source and window; support_days:
@@ -49,6 +49,7 @@ class TrainConfig:
     out: Path
     preset: str = "tiny"
     sources: tuple[str, ...] | None = None
+    source_weights: dict[str, float] = field(default_factory=dict)
     steps: int = 1000
     batch_size: int = 8
     window: int = 64
@@ -89,6 +90,9 @@ class TrainConfig:
             raise InputError(f"--checkpoint-every must be at least 1, got {self.checkpoint_every}")
         if self.lr <= 0 or self.weight_decay < 0 or self.grad_clip <= 0:
             raise InputError("--lr and --grad-clip must be > 0 and --weight-decay >= 0")
+        bad = [f"{k}={w}" for k, w in self.source_weights.items() if not w > 0 or (self.sources and k not in self.sources)]
+        if bad:
+            raise InputError(f"--source-weights {', '.join(bad)}: weights must be > 0 and name model sources")
         if self.workers < 0 or self.threads < 0:
             raise InputError(f"--workers and --threads must be >= 0, got {self.workers} and {self.threads}")
         for p in self.cubes:
@@ -118,7 +122,8 @@ class TrainConfig:
 def _check_resume(cfg: TrainConfig, ckpt) -> None:
     """A checkpoint in --out belongs to this run only if the non-resumable arguments agree."""
     saved, now = ckpt.train_args, cfg.to_dict()
-    diff = sorted(k for k in now if k not in RESUMABLE and saved.get(k) != now[k])
+    defaults = TrainConfig(cubes=cfg.cubes, out=cfg.out).to_dict()  # a run made before a field existed had its default
+    diff = sorted(k for k in now if k not in RESUMABLE and saved.get(k, defaults[k]) != now[k])
     if diff:
         raise InputError(
             f"{cfg.out} holds a run with other arguments ({', '.join(diff)} differ); "

@@ -71,7 +71,7 @@ class Trainer:
             missing = [s for s, n in self.norm.items() if n is None]
             if missing:
                 raise DataError(f"cube has no normalisation statistics for {missing}; run `aef preprocess` on it")
-            specs = tuple(SourceSpec(s, len(self.bands[s])) for s in sources)
+            specs = tuple(SourceSpec(s, len(self.bands[s]), weight=cfg.source_weights.get(s, 1.0)) for s in sources)
             model_cfg = preset(cfg.preset, specs, **cfg.model_overrides)
         self.model_cfg = model_cfg
         self.model = EmbeddingFieldModel(model_cfg).to(device)

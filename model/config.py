@@ -18,12 +18,15 @@ class SourceSpec:
     """One input source (e.g. "s2", "s1", "landsat").
 
     name: key used in `VideoBatch.sources`; channels: bands per frame (C_m);
-    loss: reconstruction loss for this source ("l1" | "l2").
+    loss: reconstruction loss for this source ("l1" | "l2"); weight: its share in the
+    reconstruction objective (a weighted mean over sources; e.g. 0.25 keeps S1 speckle from
+    dominating it).
     """
 
     name: str
     channels: int
     loss: str = "l1"
+    weight: float = 1.0
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.isidentifier():
@@ -32,6 +35,8 @@ class SourceSpec:
             raise ValueError(f"source {self.name!r}: channels must be >= 1, got {self.channels}")
         if self.loss not in _LOSS_KINDS:
             raise ValueError(f"source {self.name!r}: loss must be one of {_LOSS_KINDS}, got {self.loss!r}")
+        if not self.weight > 0:
+            raise ValueError(f"source {self.name!r}: weight must be > 0, got {self.weight}")
 
 
 @dataclass(frozen=True)

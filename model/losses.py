@@ -27,8 +27,9 @@ class LossTerms:
 
 def reconstruction_loss(model: EmbeddingFieldModel, z: torch.Tensor,
                         targets: dict[str, SourceFrames]) -> torch.Tensor:
-    """Mean over sources of the masked per-source loss (L1 or L2) of the decoded held-out frames."""
-    terms = []
+    """Mean over sources (weighted by `SourceSpec.weight`) of the masked per-source loss (L1 or
+    L2) of the decoded held-out frames."""
+    terms, weights = [], []
     for name, frames in targets.items():
         if frames.values.shape[1] == 0:
             continue
@@ -40,9 +41,13 @@ def reconstruction_loss(model: EmbeddingFieldModel, z: torch.Tensor,
         if model.cfg.source(name).loss == "l2":
             err = err**2
         terms.append(err[mask].mean())
+        weights.append(model.cfg.source(name).weight)
     if not terms:
         return z.sum() * 0.0  # keeps the graph; no held-out pixel to learn from
-    return torch.stack(terms).mean()
+    if all(w == 1.0 for w in weights):
+        return torch.stack(terms).mean()
+    w = torch.tensor(weights, device=z.device)
+    return (torch.stack(terms) * w).sum() / w.sum()
 
 
 def uniformity_loss(mu: torch.Tensor) -> torch.Tensor:

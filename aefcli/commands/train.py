@@ -30,6 +30,7 @@ def command(
     batch_size: int = typer.Option(8, "--batch-size", help="Windows per step (per process under torchrun)."),
     window: int = typer.Option(64, "--window", help="Window side L in pixels (10 m)."),
     sources: Optional[str] = typer.Option(None, "--sources", help="Comma-separated model sources (default: all in the cubes)."),
+    source_weights: Optional[str] = typer.Option(None, "--source-weights", help="Reconstruction weight per source, e.g. s1=0.25 (default 1 each)."),
     text: Optional[Path] = typer.Option(None, "--text", help="GeoJSON of geotagged text (points/polygons, `text` property)."),
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (AdamW)."),
     warmup: Optional[int] = typer.Option(None, "--warmup", help="Warm-up steps (default 5 % of --steps)."),
@@ -53,6 +54,7 @@ def command(
 ) -> None:
     use_json(json)
     from aefcli.errors import InputError
+    from aefcli.parse import parse_weights
     from aefcli.train import TrainConfig, run
 
     try:
@@ -63,7 +65,7 @@ def command(
     cfg = TrainConfig(
         cubes=tuple(cube), out=out, preset=preset, steps=steps, batch_size=batch_size, window=window,
         sources=tuple(s.strip() for s in sources.split(",") if s.strip()) if sources else None,
-        text=text, lr=lr, warmup=warmup, checkpoint_every=checkpoint_every, max_frames=max_frames,
+        source_weights=parse_weights(source_weights), text=text, lr=lr, warmup=warmup, checkpoint_every=checkpoint_every, max_frames=max_frames,
         max_targets=max_targets, support_days=(lo, hi), drop_frame_p=drop_frame_p, min_valid=min_valid,
         workers=workers, threads=threads, cache_mb=cache_mb, seed=seed, device=device, compile=compile_, eval_labels=eval_labels,
         eval_field=eval_field, eval_every=eval_every if eval_every else (steps if eval_labels else 0),

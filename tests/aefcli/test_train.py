@@ -126,7 +126,17 @@ def test_bad_inputs_are_one_line_errors(cube, tmp_path):
         TrainConfig(cubes=(tmp_path / "nope.zarr",), out=tmp_path / "d")
 
 
-@pytest.mark.parametrize("extra", [["--steps", "0"], ["--window", "64"]])
+def test_source_weights_reach_the_model_and_belong_to_the_run(cube, tmp_path):
+    run(TrainConfig(cubes=(cube,), out=tmp_path, steps=1, source_weights={"s1": 0.25}, **FAST))
+    model = load_checkpoint(tmp_path).build_model()
+    assert {s.name: s.weight for s in model.cfg.sources} == {"s1": 0.25, "s2": 1.0}
+    with pytest.raises(InputError, match="source_weights"):
+        run(TrainConfig(cubes=(cube,), out=tmp_path, steps=2, **FAST))
+    with pytest.raises(InputError, match="weights must be > 0"):
+        TrainConfig(cubes=(cube,), out=tmp_path / "x", sources=("s2",), source_weights={"s1": 0.5})
+
+
+@pytest.mark.parametrize("extra", [["--steps", "0"], ["--window", "64"], ["--source-weights", "s1=-1"]])
 def test_cli_bad_input_exit_1_one_line(cube, tmp_path, extra):
     proc = aef_train("--cube", cube, "--out", tmp_path / "r", "--window", 16, *extra)
     out, err = proc.communicate(timeout=120)

@@ -71,3 +71,22 @@ def test_each_loss_decreases_when_optimised_alone(term, gen):
         loss.backward()
         opt.step()
     assert values[-1] < 0.9 * values[0], values
+
+
+def test_source_weights_make_a_weighted_mean_of_the_per_source_losses(gen):
+    from dataclasses import replace
+
+    from model.losses import reconstruction_loss
+
+    sources = tuple(replace(s, weight=0.25) if s.name == "s1" else s for s in EXAMPLE_SOURCES)
+    model = EmbeddingFieldModel(preset("tiny", sources))
+    batch = random_train_batch(model.cfg, generator=gen, targets=2)
+    assert {"s1", "s2"} <= set(batch.targets)
+    with torch.no_grad():
+        z = model.sample(model(batch.teacher))
+        per = {s: reconstruction_loss(model, z, {s: batch.targets[s]}) for s in batch.targets}
+        both = reconstruction_loss(model, z, batch.targets)
+    w = {s.name: s.weight for s in sources}
+    expected = sum(w[s] * per[s] for s in per) / sum(w[s] for s in per)
+    torch.testing.assert_close(both, expected)
+    assert abs(both - sum(per.values()) / len(per)) > 1e-4  # differs from the plain mean
