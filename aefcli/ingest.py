@@ -177,7 +177,8 @@ def run(cfg: IngestConfig) -> dict[str, Any]:
     Raises PartialFailure (after completing the store) when frames were skipped.
     """
     from aefcli.grid import target_geobox
-    from aefcli.io.cube import PENDING, SKIPPED, WRITTEN, SourceLayout, create_cube, CubeWriter, read_cube_attrs
+    from aefcli.io.cube import PENDING, SKIPPED, WRITTEN, read_cube_attrs
+    from aefcli.io.cube_writer import SourceLayout, create_cube, CubeWriter
     from aefcli.io.stac import search
 
     bbox, period = parse_bbox(cfg.bbox), parse_period(cfg.period)

@@ -63,7 +63,7 @@ def load_stats(path: Path) -> dict[str, NormStats]:
 def compute_norms(path: Path, sources: list[str]) -> dict[str, NormStats]:
     """Per-source statistics of the cube at `path`, streamed block by block."""
     from aefcli.bands import transform_for
-    from aefcli.io.cube import source_stats
+    from aefcli.io.cube_writer import source_stats
 
     return {s: source_stats(path, s, transform_for(s)) for s in sources}
 
@@ -73,7 +73,8 @@ def run(cfg: PreprocessConfig, require_complete: bool = True) -> dict:
 
     Returns {"cube": path, "sources": {source: NormStats.to_dict()}}.
     """
-    from aefcli.io.cube import CubeWriter, open_cube
+    from aefcli.io.cube import open_cube
+    from aefcli.io.cube_writer import CubeWriter
 
     cube = open_cube(cfg.cube, require_complete=require_complete)
     norms = _given_norms(cfg.stats, cube) if cfg.stats is not None else compute_norms(cfg.cube, list(cube.sources))

@@ -82,7 +82,8 @@ def _write_cube(path: Path, ny: int, nx: int, frames: int, origin: tuple[float, 
     from odc.geo.geobox import GeoBox
 
     from aefcli.bands import transform_for
-    from aefcli.io.cube import WRITTEN, SourceLayout, create_cube, source_stats
+    from aefcli.io.cube import WRITTEN
+    from aefcli.io.cube_writer import SourceLayout, create_cube, source_stats
     from embed_world import S2_BANDS
 
     rng = np.random.default_rng(seed)

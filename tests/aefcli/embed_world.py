@@ -20,7 +20,7 @@ def make_cube(path: Path, size: int = 96, frames: int = 5, seed: int = 0, bands=
     from affine import Affine
     from odc.geo.geobox import GeoBox
 
-    from aefcli.io.cube import SourceArrays, write_cube
+    from aefcli.io.cube_writer import SourceArrays, write_cube
 
     rng = np.random.default_rng(seed)
     gbox = GeoBox((size, size), Affine(10, 0, origin[0], 0, -10, origin[1]), "EPSG:32631")

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from aefcli.errors import DataError, InputError
-from aefcli.io.cube import SKIPPED, WRITTEN, SourceArrays, SourceLayout, create_cube, open_cube, write_cube
+from aefcli.io.cube import SKIPPED, WRITTEN, open_cube
+from aefcli.io.cube_writer import SourceArrays, SourceLayout, create_cube, write_cube
 from aefcli.normalise import LOG_OFFSET, NormStats, RunningStats, destandardise, forward, inverse, standardise
 
 

@@ -30,7 +30,7 @@ def scene_cube(scene: Path, out: Path, crop: int | None = CROP) -> Path:
     import rasterio
     from odc.geo.geobox import GeoBox
 
-    from aefcli.io.cube import SourceArrays, write_cube
+    from aefcli.io.cube_writer import SourceArrays, write_cube
 
     with rasterio.open(scene / "B04.tif") as ref:
         n = ref.height if crop is None else crop

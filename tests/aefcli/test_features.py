@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from aefcli.cli import app
 from aefcli.features import interpolate_gaps, month_edges, nan_mean_3x3
-from aefcli.io.cube import SourceArrays, write_cube
+from aefcli.io.cube_writer import SourceArrays, write_cube
 from aefcli.io.embedding_store import open_embeddings
 from aefcli.parse import parse_period
 

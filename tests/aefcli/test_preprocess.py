@@ -13,7 +13,8 @@ import pytest
 from aefcli.errors import DataError, InputError
 from aefcli.ingest import IngestConfig
 from aefcli.ingest import run as ingest
-from aefcli.io.cube import SourceArrays, open_cube, write_cube
+from aefcli.io.cube import open_cube
+from aefcli.io.cube_writer import SourceArrays, write_cube
 from aefcli.normalise import LOG_OFFSET, NormStats
 from aefcli.preprocess import PreprocessConfig, run
 

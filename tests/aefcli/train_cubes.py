@@ -1,4 +1,4 @@
-"""Tiny real Zarr cubes for the training tests (written through `aefcli.io.cube.write_cube`)."""
+"""Tiny real Zarr cubes for the training tests (written through `aefcli.io.cube_writer.write_cube`)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ def make_cube(path: Path, size: int = 40, s2_frames: int = 24, s1_frames: int = 
     from affine import Affine
     from odc.geo.geobox import GeoBox
 
-    from aefcli.io.cube import SourceArrays, write_cube
+    from aefcli.io.cube_writer import SourceArrays, write_cube
 
     rng = np.random.default_rng(seed)
     geobox = GeoBox((size, size), Affine(10, 0, 500_000, 0, -10, 5_630_000), "EPSG:32631")

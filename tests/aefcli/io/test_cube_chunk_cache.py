@@ -33,7 +33,7 @@ def test_chunk_cache_reads_equal_direct_reads_and_stay_in_budget(tmp_path):
 
 
 def _copy_with_chunks(src: Path, dst: Path, chunk: int) -> None:
-    from aefcli.io.cube import SourceArrays, write_cube
+    from aefcli.io.cube_writer import SourceArrays, write_cube
 
     cube = open_cube(src)
     raw, valid = zip(*(cube.read_raw("s2", t) for t in range(len(cube.times["s2"]))))
