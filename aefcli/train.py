@@ -35,7 +35,8 @@ class TrainConfig:
     """Everything `aef train` needs; validated at construction (InputError, one line).
 
     cubes: ingested cube paths; out: run directory; sources: model sources (None: every
-    source of the cubes); source_weights: reconstruction weight per source (default 1); window: L in pixels; batch_size: windows per step per process;
+    source of the cubes); source_weights: reconstruction weight per source (default 1);
+    window: L in pixels; batch_size: windows per step per process;
     lr: peak learning rate; warmup: warm-up steps (None: 5 % of steps, at most 500);
     checkpoint_every: steps between checkpoints; workers: DataLoader worker processes;
     max_frames / max_targets: input / held-out frames per source and window; support_days:
@@ -119,11 +120,20 @@ class TrainConfig:
         return json.loads(json.dumps(d, default=str))
 
 
+def _field_defaults() -> dict[str, Any]:
+    """TrainConfig's field defaults in `to_dict` form."""
+    from dataclasses import MISSING, fields
+
+    d = {f.name: f.default if f.default is not MISSING else f.default_factory()
+         for f in fields(TrainConfig) if f.default is not MISSING or f.default_factory is not MISSING}
+    return json.loads(json.dumps(d, default=str))
+
+
 def _check_resume(cfg: TrainConfig, ckpt) -> None:
     """A checkpoint in --out belongs to this run only if the non-resumable arguments agree."""
     saved, now = ckpt.train_args, cfg.to_dict()
-    defaults = TrainConfig(cubes=cfg.cubes, out=cfg.out).to_dict()  # a run made before a field existed had its default
-    diff = sorted(k for k in now if k not in RESUMABLE and saved.get(k, defaults[k]) != now[k])
+    defaults = _field_defaults()  # a run saved before a field existed had that field's default
+    diff = sorted(k for k in now if k not in RESUMABLE and saved.get(k, defaults.get(k)) != now[k])
     if diff:
         raise InputError(
             f"{cfg.out} holds a run with other arguments ({', '.join(diff)} differ); "

@@ -44,7 +44,7 @@ def reconstruction_loss(model: EmbeddingFieldModel, z: torch.Tensor,
         weights.append(model.cfg.source(name).weight)
     if not terms:
         return z.sum() * 0.0  # keeps the graph; no held-out pixel to learn from
-    if all(w == 1.0 for w in weights):
+    if all(w == 1.0 for w in weights):  # the plain mean, bit for bit as before weights existed
         return torch.stack(terms).mean()
     w = torch.tensor(weights, device=z.device)
     return (torch.stack(terms) * w).sum() / w.sum()

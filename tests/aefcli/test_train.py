@@ -142,3 +142,16 @@ def test_cli_bad_input_exit_1_one_line(cube, tmp_path, extra):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and err.startswith("aef: error:")
+
+
+def test_a_run_saved_before_a_field_existed_still_resumes(cube, tmp_path):
+    from types import SimpleNamespace
+
+    from aefcli.train import _check_resume
+
+    cfg = TrainConfig(cubes=(cube,), out=tmp_path, steps=2, **FAST)
+    legacy = {k: v for k, v in cfg.to_dict().items() if k != "source_weights"}
+    _check_resume(cfg, SimpleNamespace(train_args=legacy))  # the missing field had its default
+    weighted = TrainConfig(cubes=(cube,), out=tmp_path, steps=2, source_weights={"s1": 0.5}, **FAST)
+    with pytest.raises(InputError, match="source_weights"):
+        _check_resume(weighted, SimpleNamespace(train_args=legacy))
