@@ -66,27 +66,38 @@ class SummaryHead(nn.Module):
         return torch.cat([tc.flatten(1), duration.float()], dim=-1)
 
     def forward(self, enc: Encoded, period: torch.Tensor) -> torch.Tensor:
-        """-> mu (B, L, L, embed_dim), unit norm."""
-        b, t, h, w, _ = enc.features.shape
+        """-> mu (B, L, L, embed_dim), unit norm.
+
+        The single query per sample is folded into the key and value projections, so no
+        per-frame key or value is ever made: q . (W_k x + k0) = (W_k^T q) . x + q . k0, and
+        sum_t a_t (W_v x_t + b_v) = W_v (sum_t a_t x_t) + (1 - a_null) b_v (the weights of
+        the real frames and the null key sum to 1). The arithmetic per cell and frame drops
+        from two P x P projections to 2 x heads x P multiply-adds.
+        """
+        b, t, h, w, f = enc.features.shape
         n, d = self.heads, self.query[-1].out_features // self.heads
         code = self.period_code(period).to(enc.features.dtype)
-        q = self.query(code).view(b, 1, 1, 1, n, d) / math.sqrt(d)
-        x = self.norm(enc.features)  # (B, T, h, w, P)
-        code_t = timecode(enc.times, self.cfg.timecode_dim).to(x.dtype)
-        key_time = self.key_time(code_t)[:, :, None, None]
-        k = self.key(x) + key_time if self.value_time is not None else self.key(x + key_time)
-        k = k.view(b, t, h, w, n, d)
-        # one query per sample: logits (B, T+1, h, w, heads), the last is the null key
-        logits = torch.cat([(k * q).sum(-1),
-                            (self.null_key.view(n, d).to(q.dtype) * q).sum(-1).expand(b, 1, h, w, n)], dim=1)
-        ok = torch.cat([enc.key_ok, torch.ones(b, 1, h, w, dtype=torch.bool, device=x.device)], dim=1)
-        attn = logits.masked_fill(~ok[..., None], float("-inf")).softmax(dim=1)[..., None]
-        v = self.value(x)
+        q = self.query(code).view(b, n, d) / math.sqrt(d)
+        code_t = timecode(enc.times, self.cfg.timecode_dim).to(q.dtype)
+        key_time = self.key_time(code_t)  # (B, T, P)
+        # the part of every key that does not depend on the pixel: bias and timecode
+        k0 = self.key.bias + (key_time if self.value_time is not None else F.linear(key_time, self.key.weight))
+        offset = torch.einsum("btnd,bnd->btn", k0.view(b, t, n, d), q)  # (B, T, heads)
+        qk = torch.einsum("ndf,bnd->bfn", self.key.weight.view(n, d, f).to(q.dtype), q)  # (B, P, heads)
+        # each cell's frames side by side (one copy, which the pooling matmul needs anyway)
+        x = self.norm(enc.features.permute(0, 2, 3, 1, 4)).view(b, h * w, t, f)  # (B, hw, T, P)
+        logits = (x.view(b, h * w * t, f) @ qk.to(x.dtype)).view(b, h * w, t, n) + offset[:, None]
+        ok = rearrange(enc.key_ok, "b t h w -> b (h w) t 1")
+        null = (self.null_key.view(n, d).to(q.dtype) * q).sum(-1)  # (B, heads): the null key's logit
+        logits = torch.cat([logits.masked_fill(~ok, float("-inf")), null[:, None, None].expand(b, h * w, 1, n)], 2)
+        attn = logits.softmax(dim=2)  # (B, hw, T+1, heads), the last is the null key
+        a, a_null = attn[:, :, :t], attn[:, :, t, :, None]
+        pooled = a.transpose(-1, -2).to(x.dtype) @ x  # (B, hw, heads, P): each head's mean frame
+        s = torch.einsum("blnf,ndf->blnd", pooled, self.value.weight.view(n, d, f).to(pooled.dtype))
+        s = s + (1 - a_null) * self.value.bias.view(n, d) + a_null * self.null_value.view(n, d)
         if self.value_time is not None:
-            v = v + self.value_time(code_t)[:, :, None, None]
-        v = v.view(b, t, h, w, n, d)
-        s = (attn[:, :t] * v).sum(1) + attn[:, t] * self.null_value.view(n, d).to(v.dtype)
-        s = s.flatten(-2)  # (B, h, w, P)
+            s = s + torch.einsum("bltn,btnd->blnd", a, self.value_time(code_t).view(b, t, n, d).to(a.dtype))
+        s = s.reshape(b, h, w, n * d)  # (B, h, w, P)
         s = self.out(s) + self.period_embed(code)[:, None, None]
         s = s + self.mlp(self.mlp_norm(s))
         s = self.upsample(rearrange(s, "b h w c -> b c h w"))  # (B, P, L, L)
