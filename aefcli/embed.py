@@ -16,7 +16,7 @@ import shlex
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,9 @@ class EmbedConfig:
     chunk: output chunk = task size (pixels); shares: (I, N) of `--tiles I/N`.
     scheduler: "threads", "processes" or a dask.distributed address "tcp://HOST:PORT".
     workers: concurrent tasks for threads/processes (0: automatic).
+    share_edges (tile_id only): save the sums of the windows crossing the tile's edges for the
+    neighbour tiles (OUT/.aef-edges), so each is computed once; edge_tiles: the neighbours that
+    may use them (None: any neighbour inside the cube).
     """
 
     checkpoint: Path
@@ -62,6 +65,8 @@ class EmbedConfig:
     overwrite: bool = False
     device: str = "auto"
     command: str = ""
+    share_edges: bool = True
+    edge_tiles: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if (self.cube is None) == (self.stac is None):
@@ -217,15 +222,19 @@ def plan(cfg: EmbedConfig, cube_path: Path | None = None) -> Plan:
     a = gbox.affine
     origin = (int(round(a.f / a.e)), int(round(a.c / a.a)))  # absolute pixel index: anchors the lattice
     layout = Layout(cfg.window, cfg.overlap, cfg.chunk, origin=origin)
-    workers = cfg.workers or (min(2, os.cpu_count() or 1))
+    n_workers = workers(cfg)
     # one torch thread pool per task, cores shared among concurrent tasks (no oversubscription);
     # dask.distributed workers keep their own setting (their nanny sets OMP_NUM_THREADS)
-    threads = 0 if cfg.scheduler.startswith("tcp://") else max(1, (os.cpu_count() or 1) // workers)
+    threads = 0 if cfg.scheduler.startswith("tcp://") else max(1, (os.cpu_count() or 1) // n_workers)
     job = EmbedJob(
         checkpoint=str(Path(ckpt.path).resolve()), model_hash=ckpt.model_hash, cube=str(Path(cube.path).resolve()),
         out=str(cfg.store.resolve()), layout=layout, offset=offset, period=(str(period.start), str(period.end)),
         period_days=days, bands=bands, batch_size=cfg.batch_size, torch_threads=threads, device=_device(cfg.device),
         shape=tuple(int(v) for v in gbox.shape.yx))
+    if cfg.tile_id:
+        from aefcli.embed_edges import edge_spec
+
+        job = replace(job, edges=edge_spec(cfg, job, cube))
     chunks = chunk_grid(tuple(gbox.shape.yx), cfg.chunk)
     items = {s: sorted({cube.item_ids[s][i] for i in cube.frame_indices(s, (period.start, period.end))}) for s in bands}
     attrs = {
@@ -348,12 +357,11 @@ def estimate_tiles(geom, tiles, checkpoint: Path | None = None, window: int = 12
     return est
 
 
-def run(cfg: EmbedConfig) -> dict[str, Any]:
-    """Embed the area into the store (resuming it), this run's share only. Returns a summary."""
+def start(cfg: EmbedConfig) -> tuple[Plan, list[Chunk]] | dict[str, Any]:
+    """Plan the run and create (or resume) its store: (plan, chunks still to compute), or the
+    final result when there is nothing to compute (a dry run, a complete store)."""
     from aefcli import console
-    from aefcli.embed_dask import run_tasks
-    from aefcli.embed_task import PARTS
-    from aefcli.io.embedding_store import chunk_done, create_store, mark_complete, store_attrs
+    from aefcli.io.embedding_store import chunk_done, create_store, store_attrs
 
     cube_path = _ingest_on_the_fly(cfg) if cfg.stac else None
     p = plan(cfg, cube_path)
@@ -370,13 +378,24 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
     done = chunk_done(store, clean=[(c.i, c.j) for c in p.mine])  # stray `.partial` files of this share's chunks
     todo = [c for c in p.mine if (c.i, c.j) not in done]
     console.say(f"embedding {len(todo)} of {len(p.chunks)} tiles ({p.km2:.2f} km2) into {store}")
-    t0 = time.perf_counter()
-    stats = run_tasks(p.job, todo, cfg.scheduler, workers=cfg.workers or min(2, os.cpu_count() or 1))
-    wall = time.perf_counter() - t0
+    return p, todo
+
+
+def finish(p: Plan, stats: list[dict[str, Any]], wall: float) -> dict[str, Any]:
+    """After the tasks: mark the store complete when every chunk exists, write the preview; the summary.
+
+    stats: the tasks' stats (`aefcli.embed_task`); wall: seconds the tasks took.
+    """
+    from aefcli.embed_edges import release
+    from aefcli.embed_task import PARTS
+    from aefcli.io.embedding_store import mark_complete
+
+    cfg, store = p.cfg, p.cfg.store
     complete = _all_chunks_written(store, len(p.chunks))
     if complete:
         shutil.rmtree(store / PARTS, ignore_errors=True)  # parts left by killed runs or other shares
         mark_complete(store, {"command": cfg.command or shlex.join(sys.argv), "aef_version": __version__})
+        release(p.job)  # this tile's edge sums (after `complete`: neighbours no longer write for it)
     pixels = sum(s["pixels"] for s in stats)
     result = {"store": str(store), "complete": complete, "tiles_done": sum(s["kind"] == "chunk" for s in stats),
               "tiles_total": len(p.chunks), "pixels": pixels, "windows": sum(s["windows"] for s in stats),
@@ -387,6 +406,24 @@ def run(cfg: EmbedConfig) -> dict[str, Any]:
 
         result["preview"] = [str(x) for x in write_pca_preview(store, cfg.preview, allow_incomplete=not complete)]
     return result
+
+
+def run(cfg: EmbedConfig) -> dict[str, Any]:
+    """Embed the area into the store (resuming it), this run's share only. Returns a summary."""
+    from aefcli.embed_dask import run_tasks
+
+    started = start(cfg)
+    if isinstance(started, dict):
+        return started
+    p, todo = started
+    t0 = time.perf_counter()
+    stats = run_tasks(p.job, todo, cfg.scheduler, workers=workers(cfg))
+    return finish(p, stats, time.perf_counter() - t0)
+
+
+def workers(cfg: EmbedConfig) -> int:
+    """Concurrent tasks of a local scheduler."""
+    return cfg.workers or min(2, os.cpu_count() or 1)
 
 
 def _all_chunks_written(store: Path, total: int) -> bool:

@@ -48,6 +48,7 @@ class EmbedJob:
     bands: source -> the checkpoint's band names, in the model's channel order.
     torch_threads: intra-op threads per task (0: leave torch's setting alone).
     shape: (ny, nx) pixels of the output grid (the chunk grid's extent).
+    edges: None, or for a global tile the EdgeSpec of its edge windows (`aefcli.embed_edges`).
     """
 
     checkpoint: str
@@ -63,6 +64,7 @@ class EmbedJob:
     torch_threads: int = 0
     device: str = "cpu"
     shape: tuple[int, int] = (0, 0)
+    edges: Any = None  # aefcli.embed_edges.EdgeSpec of a global tile's store: edge windows shared with neighbours
 
 
 def _cached(key: tuple, make):
@@ -219,12 +221,18 @@ def part_path(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) ->
 
 
 def _save_part(path: Path, blend: Blender) -> None:
+    """A Blender's sums as a part file (see `save_sums`)."""
+    save_sums(path, blend.rows[0], blend.cols[0], blend.acc, blend.wsum, blend.has_data)
+
+
+def save_sums(path: Path, row0: int, col0: int, acc: np.ndarray, wsum: np.ndarray, has_data: np.ndarray) -> None:
     """Atomic: a part file is whole or absent (temp file + rename). Four .npy arrays back to back
-    (origin, acc, wsum, has_data): no zip container, whose CRC costs more than the write."""
+    (origin (row0, col0), acc (h, w, 64), wsum (h, w), has_data (h, w)): no zip container, whose
+    CRC costs more than the write."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
-        for a in (np.array([blend.rows[0], blend.cols[0]]), blend.acc, blend.wsum, blend.has_data):
+        for a in (np.array([row0, col0]), acc, wsum, has_data):
             np.save(f, a)
     os.replace(tmp, path)
 
@@ -258,12 +266,17 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
 
     t_start = time.perf_counter()
     lay, shape = job.layout, job.shape
-    owned = owned_windows(lay, shape, chunk)
+    owned = owned_windows(lay, shape, chunk, _grid(job))
     me = (chunk.i, chunk.j)
     reach = {w: targets(lay, shape, *w) for w in owned}
-    need = sorted({t for t in wanted if any(t in r for r in reach.values())
-                   and not part_path(job, me, t).exists() and not chunk_written(job.out, *t)})
+    open_ = {t for t in wanted if not chunk_written(job.out, *t)}
+    need = sorted({t for t in open_ if any(t in r for r in reach.values()) and not part_path(job, me, t).exists()})
     stats = {"kind": "windows", "pixels": 0, "windows": 0, "model_seconds": 0.0}
+    if job.edges is not None:  # this chunk's edge segments, once for every tile they reach
+        from aefcli.embed_edges import compute_segment, owned as owned_segments
+
+        for key in owned_segments(job, chunk, open_):
+            _add(stats, compute_segment(job, key))
     if not need:
         return {**stats, "seconds": time.perf_counter() - t_start}
     _set_threads(job.torch_threads)
@@ -304,14 +317,28 @@ def blend_chunk(job: EmbedJob, chunk: Chunk) -> tuple[np.ndarray, dict[str, floa
     me = (chunk.i, chunk.j)
     blend = Blender(lay, chunk.rows, chunk.cols, EMBED_DIM)
     stats = {"kind": "chunk", "pixels": chunk.pixels, "windows": 0, "model_seconds": 0.0}
-    for owner in owners_of(lay, job.shape, chunk):  # a fixed order: the float sums are reproducible
+    for owner in owners_of(lay, job.shape, chunk, _grid(job)):  # a fixed order: the float sums are reproducible
         path = part_path(job, owner, me)
         if not path.exists():
-            extra = compute_windows(job, chunk_at(job.shape, lay.chunk, *owner), [me])
-            stats["windows"] += extra["windows"]
-            stats["model_seconds"] += extra["model_seconds"]
+            _add(stats, compute_windows(job, chunk_at(job.shape, lay.chunk, *owner), [me]))
         blend.add_block(*_load_part(path))
+    if job.edges is not None:  # then the edge segments, in their absolute order (the same in every tile)
+        from aefcli.embed_edges import compute_segment, load_segment, reaching
+
+        for key in reaching(job, chunk):
+            _add(stats, compute_segment(job, key))  # a no-op when present
+            blend.add_block(*load_segment(job, key))
     return blend.result(), stats
+
+
+def _grid(job: EmbedJob):
+    """The tile grid whose edge windows are left to `aefcli.embed_edges`, or None."""
+    return None if job.edges is None else job.edges.grid
+
+
+def _add(stats: dict[str, Any], more: dict[str, Any]) -> None:
+    stats["windows"] += more["windows"]
+    stats["model_seconds"] += more["model_seconds"]
 
 
 def embed_chunk(job: EmbedJob, chunk: Chunk, *_deps: Any) -> dict[str, float]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -111,34 +111,190 @@ def _preview_for(preview: Path | None, tile_id: str) -> Path | None:
 
 
 def run_tiles(cfg, tile_ids: Sequence[str], on_result: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Embed every tile of `tile_ids` into `cfg.out/ID.zarr`, one after another, in this process.
+    """Embed every tile of `tile_ids` into `cfg.out/ID.zarr` in this process.
 
     cfg: an `aefcli.embed.EmbedConfig` (its tile_id and preview are replaced per tile;
-    a preview becomes PREVIEW_<ID>.png). on_result: called with each tile's result as
-    soon as it is done (`aefcli.embed.run`'s summary plus "tile"; for a tile that
-    failed with a user/data problem {"tile", "error"} instead). Returns the totals:
-    tiles, complete, computed (chunks), failed (list of {"tile", "error"}), seconds.
-    A bug (any other exception) stops the run with its traceback.
+    a preview becomes PREVIEW_<ID>.png; the listed tiles share their edge windows).
+    on_result: called with each tile's result as soon as it is done (`aefcli.embed.run`'s
+    summary plus "tile"; for a tile that failed with a user/data problem {"tile", "error"}
+    instead), in list order. Returns the totals: tiles, complete, computed (chunks), failed
+    (list of {"tile", "error"}), seconds. A bug (any other exception) stops the run with its
+    traceback. With the threaded scheduler the next tile's tasks start as soon as the
+    current tile leaves a worker idle (`_overlapped`), at most 2 tiles in flight.
     """
-    from aefcli.embed import run
-
     if not tile_ids:
         raise InputError("the tile list is empty; give tile ids from `aef tiles --ids`.")
     if cfg.bbox is not None:
         raise InputError("give either --bbox or tiles (--tile / --tiles-from), not both")
     t0 = time.perf_counter()
-    complete, computed, failed = 0, 0, []
-    for tid in tile_ids:
-        try:
-            one = replace(cfg, tile_id=tid, preview=_preview_for(cfg.preview, tid))
-            result = {"tile": tid, **(finished(one, tid) or run(one))}
-        except AefError as err:  # this tile's problem (no overlap with the cube, no data): go on with the rest
-            result = {"tile": tid, "error": str(err)}
-            failed.append(result)
-        else:
-            complete += bool(result.get("complete"))
-            computed += int(result.get("tiles_done", 0))
+    results: list[dict[str, Any]] = []
+
+    def done(result: dict[str, Any]) -> None:
+        results.append(result)
         if on_result is not None:
             on_result(result)
-    return {"tiles": len(tile_ids), "complete": complete, "computed": computed, "failed": failed,
+
+    cfgs = [replace(cfg, tile_id=tid, preview=_preview_for(cfg.preview, tid), edge_tiles=cfg.edge_tiles or tuple(tile_ids))
+            for tid in tile_ids]
+    if cfg.scheduler == "threads" and not cfg.dry_run and len(cfgs) > 1:
+        _overlapped(cfgs, done)
+    else:
+        for one in cfgs:
+            done(_guarded(one, _one))
+    failed = [r for r in results if "error" in r]
+    return {"tiles": len(tile_ids), "complete": sum(bool(r.get("complete")) for r in results),
+            "computed": sum(int(r.get("tiles_done", 0)) for r in results), "failed": failed,
             "seconds": round(time.perf_counter() - t0, 3), "out": str(cfg.out)}
+
+
+def _one(cfg) -> dict[str, Any]:
+    from aefcli.embed import run
+
+    return finished(cfg, cfg.tile_id) or run(cfg)
+
+
+def _guarded(cfg, fn: Callable) -> Any:
+    """fn(cfg) with "tile" added, or {"tile", "error"} for a user/data problem of this tile (the others go on)."""
+    try:
+        out = fn(cfg)
+    except AefError as err:
+        return {"tile": cfg.tile_id, "error": str(err)}
+    return {"tile": cfg.tile_id, **out} if isinstance(out, dict) else out
+
+
+IN_FLIGHT = 2  # tiles whose tasks may run at once: memory stays a few tasks' worth, whatever the list's length
+
+
+@dataclass
+class _Flight:
+    """One tile in flight: its plan, task bookkeeping and stats."""
+
+    cfg: Any
+    plan: Any
+    seq: int
+    t0: float
+    deps: dict = field(default_factory=dict)  # chunk -> compute_windows keys it still waits for
+    waiting: dict = field(default_factory=dict)  # compute_windows key -> chunks waiting on it
+    left: int = 0  # tasks not finished
+    stats: list = field(default_factory=list)
+    error: str | None = None
+
+
+def _overlapped(cfgs: list, done: Callable[[dict[str, Any]], None]) -> None:
+    """Run the tiles' chunk tasks on one thread pool, opening the next tile when a worker would idle.
+
+    Per tile the tasks are those of `aefcli.embed_dask` (compute_windows per owner chunk,
+    embed_chunk per chunk after its owners); each tile is planned, finished (marked
+    complete) and reported on its own, in list order. Ready tasks of the older tile go
+    first, so the next tile only fills the idle tail of the current one.
+    """
+    import heapq
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from aefcli import console
+    from aefcli.embed import finish, start, workers
+    from aefcli.embed_task import compute_windows, embed_chunk
+    from aefcli.tiling import chunk_at
+
+    todo, flights, ready, running = list(cfgs), [], [], {}
+    order = iter(range(1 << 62))
+    bar = console.progress([], total=0, desc="embed", unit="tile")
+
+    def open_next() -> None:
+        cfg = todo.pop(0)
+        started = _guarded(cfg, lambda c: finished(c, c.tile_id) or start(c))
+        if isinstance(started, dict):  # a no-op, or this tile's problem
+            flights.append(_Flight(cfg, None, next(order), 0.0, error=started.get("error"), stats=[started]))
+            return
+        p, chunks = started
+        f = _Flight(cfg, p, next(order), time.perf_counter())
+        wanted, deps = _graph(p.job, chunks)
+        for o, targets in wanted.items():
+            f.waiting[o] = []
+            heapq.heappush(ready, (f.seq, 1, next(order), f, "windows", o, tuple(targets)))
+        for c, owners in deps.items():
+            f.deps[c] = set(owners)
+            for o in owners:
+                f.waiting[o].append(c)
+        f.left = len(wanted) + len(deps)
+        bar.total += len(deps)
+        bar.refresh()
+        flights.append(f)
+
+    def report_finished() -> None:
+        while flights and (flights[0].plan is None or flights[0].left == 0):  # in list order
+            f = flights.pop(0)
+            if f.plan is None:
+                done(f.stats[0])
+            elif f.error is not None:
+                done({"tile": f.cfg.tile_id, "error": f.error})
+            else:
+                done({"tile": f.cfg.tile_id, **finish(f.plan, f.stats, time.perf_counter() - f.t0)})
+
+    n = workers(cfgs[0])
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="aef-tile") as pool:
+        try:
+            while todo or flights:
+                while todo and (not flights or (not ready and len(running) < n and sum(f.plan is not None for f in flights) < IN_FLIGHT)):
+                    open_next()
+                report_finished()
+                while ready and len(running) < n:
+                    _, _, _, f, kind, key, targets = heapq.heappop(ready)
+                    if f.error is not None:  # the tile failed: its remaining tasks are dropped
+                        continue
+                    job = f.plan.job
+                    task = (compute_windows, job, chunk_at(job.shape, job.layout.chunk, *key), targets) if kind == "windows" \
+                        else (embed_chunk, job, key)
+                    running[pool.submit(*task)] = (f, kind, key)
+                report_finished()
+                if not running:
+                    continue
+                finished_now, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished_now:
+                    f, kind, key = running.pop(fut)
+                    f.left -= 1
+                    try:
+                        stats = fut.result()
+                    except AefError as err:  # this tile's problem: wait only for its running tasks
+                        f.error = f.error or str(err)
+                        f.left = sum(g is f for g, _, _ in running.values())
+                        continue
+                    if f.error is not None:
+                        continue
+                    f.stats.append(stats)
+                    if kind == "chunk":
+                        bar.update(1)
+                        continue
+                    for c in f.waiting[key]:
+                        f.deps[c].discard(key)
+                        if not f.deps[c]:
+                            heapq.heappush(ready, (f.seq, 0, next(order), f, "chunk", c, ()))
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            bar.close()
+
+
+def _graph(job, chunks: list) -> tuple[dict, dict]:
+    """(owner -> the chunks of this run its windows reach, chunk -> the owners it waits for), in a fixed order.
+
+    Owners of a tile's edge segments count too: a chunk waits for the task computing them.
+    """
+    from aefcli.tiling import owner, owners_of
+
+    wanted: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    deps: dict[Any, list[tuple[int, int]]] = {}
+    segs = {}
+    if job.edges is not None:
+        from aefcli.embed_edges import reaching, segments
+
+        segs = segments(job)
+    for c in chunks:
+        own = set(owners_of(job.layout, job.shape, c))
+        if segs:
+            own |= {owner(job.layout, job.shape, *segs[k][0]) for k in reaching(job, c)}
+        deps[c] = sorted(own)
+        for o in deps[c]:
+            wanted.setdefault(o, []).append((c.i, c.j))
+    return dict(sorted(wanted.items())), deps

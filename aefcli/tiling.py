@@ -154,14 +154,84 @@ def targets(layout: Layout, shape: tuple[int, int], row0: int, col0: int) -> lis
     return [(i, j) for i in range(i0, i1 + 1) for j in range(j0, j1 + 1)]
 
 
-def owned_windows(layout: Layout, shape: tuple[int, int], chunk: Chunk) -> list[tuple[int, int]]:
-    """(row0, col0) of the windows that `chunk` owns (computes), in a fixed row-major order."""
-    return [(r, c) for r, c in layout.windows(chunk.rows, chunk.cols) if owner(layout, shape, r, c) == (chunk.i, chunk.j)]
+def owned_windows(layout: Layout, shape: tuple[int, int], chunk: Chunk, edges: TileEdges | None = None) -> list[tuple[int, int]]:
+    """(row0, col0) of the windows that `chunk` owns (computes), in a fixed row-major order.
+
+    edges: a tile store's tile grid; its edge windows (`TileEdges.segment`) are left out:
+    they are computed per edge segment, once for all the tiles they reach.
+    """
+    return [(r, c) for r, c in layout.windows(chunk.rows, chunk.cols)
+            if owner(layout, shape, r, c) == (chunk.i, chunk.j) and (edges is None or edges.segment(layout, r, c) is None)]
 
 
-def owners_of(layout: Layout, shape: tuple[int, int], chunk: Chunk) -> list[tuple[int, int]]:
-    """The chunks whose owned windows reach `chunk` (itself and up to 3 neighbours up/left), sorted."""
-    return sorted({owner(layout, shape, r, c) for r, c in layout.windows(chunk.rows, chunk.cols)})
+def owners_of(layout: Layout, shape: tuple[int, int], chunk: Chunk, edges: TileEdges | None = None) -> list[tuple[int, int]]:
+    """The chunks whose owned windows reach `chunk` (itself and up to 3 neighbours up/left), sorted.
+
+    edges: as in `owned_windows` (owners of interior windows only).
+    """
+    return sorted({owner(layout, shape, r, c) for r, c in layout.windows(chunk.rows, chunk.cols)
+                   if edges is None or edges.segment(layout, r, c) is None})
+
+
+Segment = tuple[int, int, int, int, int]  # (tile row, tile col, tile rows, tile cols, index): see TileEdges
+
+
+@dataclass(frozen=True)
+class TileEdges:
+    """The tile grid round a global tile's store: which windows cross a tile edge, named absolutely.
+
+    A tile store covers exactly one tile of `size` x `size` pixels, and its layout's origin
+    is the tile's absolute top-left pixel, so tile edges fall on multiples of `size` in
+    store pixels. A window whose weighted support stays inside the tile is interior; one
+    that reaches a neighbour tile (2 tiles across an edge, 4 at a corner) is an edge window.
+    Edge windows are grouped into segments named by ABSOLUTE position, so every tile they
+    reach names them alike: (top-left tile row, col reached, tile rows reached, tile cols
+    reached, index along the edge = lattice index // per_segment; 0 at a corner). A segment
+    is computed once (all its windows, in one fixed batch order) and its weighted sums are
+    shared by the tiles it reaches.
+
+    size: tile side (pixels); per_segment: lattice steps along an edge per segment.
+    """
+
+    size: int
+    per_segment: int
+
+    def __post_init__(self) -> None:
+        if self.size < 1 or self.per_segment < 1:
+            raise InputError(f"tile edges need a positive tile size and segment length, not {self.size}, {self.per_segment}.")
+
+    def fits(self, layout: Layout) -> bool:
+        """A window's support spans at most 2 tiles per axis (else there is nothing to share)."""
+        return layout.window - 2 * layout.trim <= self.size
+
+    def _span(self, layout: Layout, start: int) -> tuple[int, int]:
+        """(first, last) tile offset (-1, 0, 1) along an axis that the support of a window at `start` meets."""
+        return (start + layout.trim) // self.size, (start + layout.window - layout.trim - 1) // self.size
+
+    def reach(self, layout: Layout, row0: int, col0: int) -> list[tuple[int, int]]:
+        """(dy, dx) offsets of the tiles window (row0, col0)'s weighted support reaches; (0, 0) is this tile."""
+        (y0, y1), (x0, x1) = self._span(layout, row0), self._span(layout, col0)
+        return [(dy, dx) for dy in range(y0, y1 + 1) for dx in range(x0, x1 + 1)]
+
+    def segment(self, layout: Layout, row0: int, col0: int) -> Segment | None:
+        """The absolute segment of window (row0, col0) (store pixels), or None for an interior window."""
+        (y0, y1), (x0, x1) = self._span(layout, row0), self._span(layout, col0)
+        if y0 == y1 == 0 and x0 == x1 == 0:
+            return None
+        ty, tx = layout.origin[0] // self.size + y0, layout.origin[1] // self.size + x0
+        kr, kc = (row0 + layout.origin[0]) // layout.stride, (col0 + layout.origin[1]) // layout.stride
+        h, w = y1 - y0 + 1, x1 - x0 + 1
+        index = kr // self.per_segment if h == 1 else kc // self.per_segment if w == 1 else 0
+        return ty, tx, h, w, index
+
+    def segments(self, layout: Layout, shape: tuple[int, int]) -> dict[Segment, list[tuple[int, int]]]:
+        """Every segment of the store's lattice -> its windows (row0, col0), row-major; segments sorted."""
+        out: dict[Segment, list[tuple[int, int]]] = {}
+        for r, c in layout.windows((0, shape[0]), (0, shape[1])):
+            key = self.segment(layout, r, c)
+            if key is not None:
+                out.setdefault(key, []).append((r, c))
+        return dict(sorted(out.items()))
 
 
 def chunk_at(shape: tuple[int, int], chunk: int, i: int, j: int) -> Chunk:
