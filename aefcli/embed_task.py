@@ -12,6 +12,11 @@ first chunk its weighted support meets, `aefcli.tiling.owner`):
   the parts it used. A part that is missing (a lost worker, a run killed before
   it was saved) is computed on the spot, so the task also stands alone.
 
+In a global tile's store the windows crossing the tile's edge are left to
+`aefcli.embed_edges`: computed per edge segment, once for every tile they reach,
+by the chunk owning a segment's first window (or on the spot when missing), and
+blended after the interior parts.
+
 Parts are files, not task results: memory stays one chunk's accumulator plus one
 strip of input per task whatever the area, a resumed run reuses the parts a
 killed run saved, and dask.distributed never ships arrays between workers.
@@ -256,6 +261,7 @@ def _extent(lay: Layout, chunk: Chunk, windows: list[tuple[int, int]]) -> tuple[
 def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int]], *_deps: Any) -> dict[str, float]:
     """Run the model on the windows `chunk` owns that reach a chunk of `wanted`; save one part per wanted chunk.
 
+    In a tile store, also the edge segments whose first window it owns (`aefcli.embed_edges`).
     Parts already on disk (a killed run saved them) are kept and not recomputed. The
     owned windows with data are cut into batches in one fixed order whatever `wanted`
     is, and a batch runs whole or not at all, so a window's output never depends on

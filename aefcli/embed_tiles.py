@@ -3,8 +3,11 @@
 Each tile is still its own run of `aefcli.embed.run` into `OUT/ID.zarr` (resumable,
 a finished tile a no-op), but the process pays its fixed cost once: the imports
 (torch, dask, xarray, zarr: about 3 s on 2 cores), the model load and the cube
-open are cached across tiles (`aefcli.embed_task` keeps them per process). A
-tile whose input or data is unusable is reported and skipped; the others go on.
+open are cached across tiles (`aefcli.embed_task` keeps them per process). With
+the threaded scheduler the tiles overlap: the next tile's tasks start as soon as
+the current tile's last chunks leave a worker idle (at most 2 tiles in flight),
+and the windows crossing a shared edge run once (`aefcli.embed_edges`). A tile
+whose input or data is unusable is reported and skipped; the others go on.
 
 A tile already finished with the same checkpoint and settings is recognised from
 its store's attributes and the checkpoint's header alone (`finished`), before any
@@ -229,7 +232,7 @@ def _overlapped(cfgs: list, done: Callable[[dict[str, Any]], None]) -> None:
             elif f.error is not None:
                 done({"tile": f.cfg.tile_id, "error": f.error})
             else:
-                done({"tile": f.cfg.tile_id, **finish(f.plan, f.stats, time.perf_counter() - f.t0)})
+                done(_guarded(f.cfg, lambda c: finish(f.plan, f.stats, time.perf_counter() - f.t0)))
 
     n = workers(cfgs[0])
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="aef-tile") as pool:

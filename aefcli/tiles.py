@@ -352,7 +352,7 @@ def estimate(geom, tiles: Sequence[Tile], bands: int = EMBEDDING_BANDS, seconds_
 
     Output bytes count every pixel of every tile (y, x, band): float32 4 bytes,
     int8 1 byte per value; Zarr compression is not counted. With seconds_per_window
-    (a measured model time, `aefcli.embed.calibrate`): the model windows of every tile
+    (a measured model time, `aefcli.embed_estimate.calibrate`): the model windows of every tile
     (window/overlap/chunk as `aef embed`, each window once) and the compute time,
     windows x seconds.
     """

@@ -15,12 +15,17 @@ repetition so machine load hits all alike:
 - one_store: `aef embed --bbox <the block>`: one process, one store;
 - per_tile: `aef embed --tile ID` once per tile, one process each, in sequence
   (`aef tiles ... --ids | xargs -I{} aef embed --tile {} ...`, a SLURM array of 1 tile per task);
-- tiles_from: `aef embed --tiles-from LIST`: all tiles in one process, each its own store;
+- tiles_from: `aef embed --tiles-from LIST`: all tiles in one process, each its own store
+  (tiles overlap: the next starts while the previous one's last chunks finish);
+- tiles_from_noshare (optional): the same with `--no-share-edges`: each tile runs the windows
+  crossing its edges itself, as every tile did before edge sharing;
 - in_process (optional, --modes): `aefcli.embed.run` per tile vs one store inside this
   process after a warm-up: the pipeline's own per-tile cost without any start-up.
 
-The chunk size divides the tile, so all modes compute the same windows; what remains
-is fixed cost per tile. The summary (min over repetitions) gives each overhead, the
+The chunk size divides the tile. Every mode prints the model windows its processes ran
+(`windows_run`, from the `--json` lines): with edge sharing the tile modes run exactly the
+one store's windows, so what remains is fixed cost per tile; `windows` gives the counts
+tiles embedded independently would run (the edge windows twice). The summary (min over repetitions) gives each overhead, the
 fixed cost of one more process, and the overhead of one process per tile for a region
 of many tiles (that fixed cost over one tile's compute time; with few tiles the
 measured ratio understates it by (N - 1) / N).
@@ -42,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "aefcli")]
 PERIOD = "2024-01-01/2025-01-01"
 X0, TOP = 499_200, 5_632_000  # near zone 31's central meridian; snapped down to the tile grid
-MODES = ("one_store", "per_tile", "tiles_from", "in_process")
+MODES = ("one_store", "per_tile", "tiles_from", "tiles_from_noshare", "in_process")
 
 
 def _block(tile_m: int, gx: int, gy: int):
@@ -128,8 +133,8 @@ def _common(args, work: Path) -> list[str]:
             "--workers", str(args.workers), "--overwrite"]
 
 
-def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
-    """(wall seconds, CPU seconds user + system) of one CLI process.
+def _timed(cmd: list[str], env: dict) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds user + system, model windows run) of one CLI process (`--json` lines).
 
     CPU time is what the path costs the machine, and barely moves with other jobs' load,
     where wall time on a shared 2-core machine swings by tens of per cent.
@@ -138,10 +143,11 @@ def _timed(cmd: list[str], env: dict) -> tuple[float, float]:
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, check=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    windows = sum(int(json.loads(line).get("windows", 0)) for line in proc.stdout.splitlines() if line.startswith("{"))
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), windows
 
 
 def _in_process(args, work: Path, tiles, bbox: str) -> tuple[float, float]:
@@ -176,8 +182,8 @@ def _setup(args, work: Path, tiles) -> None:
 
 
 def _window_counts(args, gx: int, gy: int) -> dict:
-    """Model windows of a gx x gy block of tiles: one store vs the sum over its tiles (each tile also runs the
-    windows straddling its edges, which a neighbour runs again: the inherent cost of independent tiles)."""
+    """Model windows of a gx x gy block of tiles: one store vs the sum over its tiles embedded independently (each
+    tile also runs the windows straddling its edges, which a neighbour runs again; edge sharing removes them)."""
     from aefcli.tiling import Layout
 
     tiles = _block(args.tile_px * 10, gx, gy)
@@ -203,6 +209,7 @@ def _summary(args, rows: dict[str, list[float]], n: int) -> dict:
                    fixed_cost_per_process_s=round(fixed, 2), overhead_per_tile_many_tiles=round(fixed / (one / n), 4))
     if "tiles_from" in best:
         out.update(tiles_from_s=round(best["tiles_from"], 2), overhead_tiles_from=round(best["tiles_from"] / one - 1, 4))
+    out["wall_overhead"] = {k: round(v / one - 1, 4) for k, v in best.items() if k not in ("one_store", "in_process", "in_process_one")}
     if "in_process" in best:
         out.update(in_process_tiles_s=round(best["in_process"], 2), in_process_one_store_s=round(min(rows["in_process_one"]), 2),
                    overhead_in_process=round(best["in_process"] / min(rows["in_process_one"]) - 1, 4))
@@ -246,25 +253,31 @@ def main() -> None:
     if tuple(one.geobox.shape.yx) != block:
         sys.exit(f"the one-store grid is {tuple(one.geobox.shape.yx)}, not the block's {block}: not the same area")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONWARNINGS": "ignore"}
-    cli = [sys.executable, "-m", "aefcli", "-q", "embed", *_common(args, work)]
+    cli = [sys.executable, "-m", "aefcli", "-q", "--json", "embed", *_common(args, work)]
     commands = {
         "one_store": [cli + ["--bbox", bbox, "--out", str(work / "one.zarr")]],
         "per_tile": [cli + ["--tile", t.id, "--out", str(work / "tiles")] for t in tiles],
         "tiles_from": [cli + ["--tiles-from", str(work / "tiles.txt"), "--out", str(work / "tiles")]],
+        "tiles_from_noshare": [cli + ["--tiles-from", str(work / "tiles.txt"), "--out", str(work / "tiles"), "--no-share-edges"]],
     }
     rows: dict[str, list[float]] = {m: [] for m in (*modes, "in_process_one")}
     cpu_rows: dict[str, list[float]] = {}
+    window_rows: dict[str, int] = {}
     print(json.dumps({"load_avg": os.getloadavg(), "block_px": block, "tiles": [t.id for t in tiles]}), flush=True)
     for rep in range(args.reps):
         order = [m for m in modes if m != "in_process"]
         for kind in order if rep % 2 == 0 else order[::-1]:
             shutil.rmtree(work / "tiles", ignore_errors=True)
             times = [_timed(cmd, env) for cmd in commands[kind]]
-            wall, cpu = sum(t[0] for t in times), sum(t[1] for t in times)
+            wall, cpu, windows = (sum(t[k] for t in times) for k in range(3))
             rows[kind].append(wall)
             cpu_rows.setdefault(kind, []).append(cpu)
-            print(json.dumps({"rep": rep, "kind": kind, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+            window_rows[kind] = windows
+            print(json.dumps({"rep": rep, "kind": kind, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "windows_run": windows,
                               "load_avg": os.getloadavg()}), flush=True)
+        if rep == 0:
+            print(json.dumps({"rep": 0, "window_ratio_vs_one_store": {k: round(v / window_rows["one_store"], 4) for k, v in window_rows.items()}}),
+                  flush=True)
         if "in_process" in modes:
             tiles_s, one_s = _in_process(args, work, tiles, bbox)
             rows["in_process"].append(tiles_s)
@@ -278,6 +291,7 @@ def main() -> None:
         fixed = (cpu["per_tile"] - cpu["one_store"]) / max(len(tiles) - 1, 1)
         summary.update(cpu_fixed_cost_per_process_s=round(fixed, 2),
                        cpu_overhead_per_tile_many_tiles=round(fixed / (cpu["one_store"] / len(tiles)), 4))
+    summary["windows_run"] = window_rows
     summary["windows"] = _window_counts(args, args.grid_x, args.grid_y)
     summary["windows_8x8_region"] = _window_counts(args, 8, 8)
     summary["load_avg_end"] = os.getloadavg()

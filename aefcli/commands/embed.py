@@ -3,7 +3,9 @@
 Windows overlap and are blended with smooth weights (no seams); one dask task per
 output chunk; re-running the same command resumes; --tiles I/N runs one share.
 Global tiles (--tile ID, repeatable, or --tiles-from FILE|-) each go into OUT/ID.zarr;
-several tiles in one process pay the start-up (imports, model load) once.
+several tiles in one process pay the start-up (imports, model load) once and overlap
+(the next tile starts while the previous one's last chunks finish). Windows crossing
+a tile edge are computed once: their sums wait in OUT/.aef-edges for the neighbour tile.
 
 Example: aef embed --checkpoint runs/tiny --cube cube.zarr --bbox 3.0,51.0,3.1,51.05 --period 2024-01-01/2025-01-01 --out emb.zarr --dtype int8
 Example: aef tiles --bbox 3.0,51.0,3.5,51.3 --ids | aef embed --tiles-from - --checkpoint runs/tiny --cube cube.zarr --period 2024-01-01/2025-01-01 --out emb
@@ -47,6 +49,7 @@ def command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Print area, tiles, output bytes and a time estimate; compute nothing."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing store made with other arguments."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    share_edges: bool = typer.Option(True, "--share-edges/--no-share-edges", help="Tiles: save the windows crossing a tile edge for the neighbour tiles (OUT/.aef-edges), so each is computed once."),
     json: bool = JSON,
 ) -> None:
     use_json(json)
@@ -67,7 +70,7 @@ def command(
         checkpoint=checkpoint, out=out, period=period, cube=cube, stac=stac, collections=cols, bbox=bbox,
         tile_id=tile_id, dtype=dtype, window=window, overlap=overlap, chunk=chunk, batch_size=batch_size,
         scheduler=scheduler, workers=workers, shares=parse_share(tiles), preview=preview, dry_run=dry_run,
-        overwrite=overwrite, device=device, command=shlex.join(["aef", *sys.argv[1:]]),
+        overwrite=overwrite, device=device, command=shlex.join(["aef", *sys.argv[1:]]), share_edges=share_edges,
     )
     if len(ids) > 1 or tiles_from is not None:
         _several(cfg, ids)
