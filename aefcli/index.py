@@ -183,7 +183,20 @@ def build_index(out_dir: str | Path, cog: bool = False) -> IndexResult:
     cd["links"] = [{"rel": "item", "href": f"./items/{i.id}.json", "type": "application/geo+json"} for i in items]
     pystac.validation.validate_dict(cd)
     _atomic_write(out / COLLECTION, json.dumps(cd, indent=1))
+    _note_edge_sums(out)
     return IndexResult(out / COLLECTION, tuple(i.id for i in items), tuple(skipped), vrts)
+
+
+def _note_edge_sums(out: Path) -> None:
+    """Say how much OUT/.aef-edges holds: edge sums `aef embed` saved for neighbour tiles not embedded yet."""
+    from aefcli import console
+    from aefcli.embed_edges import EDGES
+
+    files = list((out / EDGES).rglob("*.npy"))
+    if files:
+        mb = sum(f.stat().st_size for f in files) / 1e6
+        console.say(f"note: {out / EDGES} holds {len(files)} edge sums ({mb:.0f} MB) saved for neighbour tiles not "
+                    "embedded yet; delete it once the region is done")
 
 
 def open_index(path: str | Path) -> list[IndexEntry]:

@@ -109,3 +109,22 @@ def test_a_tile_alone_still_completes_and_equals_the_shared_run(world, tile):  #
     assert r["complete"]
     np.testing.assert_array_equal(open_embeddings(r["store"]).values, reference[tile])
     assert not (out / ".aef-edges").exists()  # no neighbour on the list: nothing left for one
+
+
+def test_tiles_run_alone_leave_sums_for_neighbours_inside_the_cube_and_index_notes_them(world):  # noqa: F811
+    from typer.testing import CliRunner
+
+    from aefcli.cli import app
+
+    d = world[0]
+    alone, _ = _run_pair(world, d / "alone-ref", share_edges=False)
+    out = d / "separate"
+    shutil.rmtree(out, ignore_errors=True)
+    left = run(_cfg(world, out, tile_id=LEFT, dtype="int8"))  # as one SLURM task would: no tile list
+    below = {p.name for p in (out / ".aef-edges").glob("*/*")}
+    assert len(below) == 3  # RIGHT, and the two tiles below: the cube covers them (none above or left)
+    right = run(_cfg(world, out, tile_id=RIGHT, dtype="int8"))
+    assert left["windows"] == alone[LEFT]["windows"] and right["windows"] < alone[RIGHT]["windows"]
+    assert len({p.name for p in (out / ".aef-edges").glob("*/*")}) == 2  # RIGHT's own sums were deleted
+    res = CliRunner().invoke(app, ["index", str(out)])
+    assert res.exit_code == 0 and "edge sums" in res.stderr and "not embedded yet" in res.stderr
