@@ -58,11 +58,16 @@ class EdgeSpec:
     share: tuple[tuple[int, int, str], ...] = ()
 
 
-def signature(job: EmbedJob, grid: TileEdges) -> str:
-    """A short hash of everything that changes an edge window's output bits or its segment."""
+def signature(job: EmbedJob, grid: TileEdges, cube=None) -> str:
+    """A short hash of everything that changes an edge window's output bits or its segment.
+
+    cube: the opened input cube; its grid and item ids count too (a cube re-ingested in place with other scenes).
+    """
     lay = job.layout
     key = [job.model_hash, job.cube, list(job.period), {s: list(b) for s, b in sorted(job.bands.items())}, job.batch_size,
            lay.window, lay.overlap, lay.trim, grid.size, grid.per_segment, job.device, job.torch_threads]
+    if cube is not None:
+        key += [cube.attrs.get("transform"), cube.attrs.get("shape"), {s: list(cube.item_ids[s]) for s in sorted(job.bands)}]
     return hashlib.sha1(json.dumps(key).encode()).hexdigest()[:16]
 
 
@@ -220,6 +225,6 @@ def edge_spec(cfg, job: EmbedJob, cube) -> EdgeSpec | None:
         inside = r >= 0 and c >= 0 and r + size <= ny and c + size <= nx  # else never embedded from this cube
         if inside and (cfg.edge_tiles is None or near.id in cfg.edge_tiles):
             share.append((dy, dx, str((cfg.out / f"{near.id}.zarr").resolve())))
-    root = cfg.out.resolve() / EDGES / f"{tile.epsg}-{signature(job, grid)}"
+    root = cfg.out.resolve() / EDGES / f"{tile.epsg}-{signature(job, grid, cube)}"
     origin = job.layout.origin
     return EdgeSpec(str(root), grid, (origin[0] // size, origin[1] // size), tuple(share))
