@@ -10,7 +10,10 @@ the label year; `aef features` builds the three baselines; `aef probe` scores ev
 cube on the same spatially blocked folds (16 x 16 px blocks, --repeats fold
 assignments, --draws n-shot draws) with the crop-type raster (CT, 0 = none;
 classes with fewer than --min-class labelled pixels dropped) as GeoJSON points.
-A model with random weights (same config) is the control.
+A model with random weights (same config) is the control. The row `ceiling` scores
+the labels themselves (one-hot per pixel) on the same folds: the best any feature set
+can reach under this protocol (a class whose only parcel falls in the test fold cannot
+be learnt); it is context for the cuts, never a baseline.
 
 Prints one table of balanced accuracy (mean ± std over folds and draws) per method
 and shot count, and the relative error cut of aef vs the best baseline:
@@ -82,6 +85,27 @@ def write_labels(patch: Path, out: Path, field: str = "CT", min_class: int = 20)
            "features": feats}
     out.write_text(json.dumps(doc))
     return {"path": str(out), "crs": f"EPSG:{epsg}", "counts": keep, "dropped": dropped}
+
+
+def ceiling_store(labels: Path, like: Path, out: Path) -> Path:
+    """A store of one-hot labels (one band per class, 0 where unlabelled) on the grid of `like`."""
+    from aefcli.io import embedding_store as es
+    from aefcli.io.labels import pixel_of
+    from aefcli.probe import geobox_of, open_source
+
+    grid = geobox_of(open_source(like))
+    doc = json.loads(Path(labels).read_text())
+    xy = np.array([f["geometry"]["coordinates"] for f in doc["features"]], float)
+    values = np.array([f["properties"]["class"] for f in doc["features"]])
+    classes = np.unique(values)
+    rows, cols = pixel_of(grid.affine, xy[:, 0], xy[:, 1])
+    onehot = np.zeros((*grid.shape.yx, classes.size), np.float32)
+    onehot[rows, cols, np.searchsorted(classes, values)] = 1.0
+    attrs = {"kind": "features", "features": "label-ceiling", "model": None, "command": "benchmarks/quality.py"}
+    es.create_store(out, grid, [f"class_{c}" for c in classes], "float32", max(onehot.shape[:2]), attrs, overwrite=True)
+    es.write_block(out, onehot, 0, 0)
+    es.mark_complete(out)
+    return out
 
 
 def patch_area(patch: Path) -> tuple[str, str, str]:
@@ -182,6 +206,7 @@ def run_benchmark(patch: Path, work: Path, checkpoint: Path | None = None, recip
         cubes[kind] = work / f"features-{kind}.zarr"
         features.run(features.FeaturesConfig(cube=cube, period=period, kind=kind, out=cubes[kind], overwrite=True))
     _stage("features", t0, timings)
+    cubes["ceiling"] = ceiling_store(Path(labels["path"]), cubes["monthly"], work / "ceiling.zarr")
     t0 = time.perf_counter()
     names = list(cubes)
     res = probe.run(probe.ProbeConfig(labels=Path(labels["path"]), embeddings=tuple(cubes[n] for n in names),

@@ -89,8 +89,12 @@ def test_whole_chain_on_a_cut_patch(patch, tmp_path):
     small = _cut_patch(patch, tmp_path / "patch")
     res = q.run_benchmark(small, tmp_path / "work", recipe="smoke", repeats=1, draws=1, cv=2)
     assert res["label_year"] == 2018 and res["period"] == "2018-01-01/2019-01-01"
-    assert set(res["balanced_accuracy"]) == {"aef", "aef-random", "median", "monthly", "monthly-smooth"}
+    assert set(res["balanced_accuracy"]) == {"aef", "aef-random", "median", "monthly", "monthly-smooth", "ceiling"}
     k = len(res["classes"])
+    # the labels as features: at least as good as any method, and never a baseline of the cut
+    assert all(res["balanced_accuracy"]["ceiling"][s]["mean"] >= sc[s]["mean"] - 1e-9
+               for sc in res["balanced_accuracy"].values() for s in sc)
+    assert "ceiling" not in {c["best_baseline"] for c in res["error_cut"].values()}
     for name, sc in res["balanced_accuracy"].items():
         assert set(sc) == {"1", "10", "max"}
         assert 0 <= sc["max"]["mean"] <= 1
