@@ -117,7 +117,8 @@ def run_tiles(cfg, tile_ids: Sequence[str], on_result: Callable[[dict[str, Any]]
     """Embed every tile of `tile_ids` into `cfg.out/ID.zarr` in this process.
 
     cfg: an `aefcli.embed.EmbedConfig` (its tile_id and preview are replaced per tile;
-    a preview becomes PREVIEW_<ID>.png; the listed tiles share their edge windows).
+    a preview becomes PREVIEW_<ID>.png). Edge sums are shared as for single tiles: with every
+    neighbour inside the cube (or on cfg.edge_tiles), listed here or embedded by another process.
     on_result: called with each tile's result as soon as it is done (`aefcli.embed.run`'s
     summary plus "tile"; for a tile that failed with a user/data problem {"tile", "error"}
     instead), in list order. Returns the totals: tiles, complete, computed (chunks), failed
@@ -137,8 +138,7 @@ def run_tiles(cfg, tile_ids: Sequence[str], on_result: Callable[[dict[str, Any]]
         if on_result is not None:
             on_result(result)
 
-    cfgs = [replace(cfg, tile_id=tid, preview=_preview_for(cfg.preview, tid), edge_tiles=cfg.edge_tiles or tuple(tile_ids))
-            for tid in tile_ids]
+    cfgs = [replace(cfg, tile_id=tid, preview=_preview_for(cfg.preview, tid)) for tid in tile_ids]
     if cfg.scheduler == "threads" and not cfg.dry_run and len(cfgs) > 1:
         _overlapped(cfgs, done)
     else:
