@@ -9,12 +9,18 @@ process so peak RSS is its own.
   UNIQUE windows of the area, each once (so windows computed twice would count
   as overhead), batched as the run's compute tasks batch them, with the same
   number of concurrent tasks and torch threads each, inputs read beforehand:
-  the share of time that is model compute; goal >= 0.90. `cold_efficiency`: the
-  first run of the process (model built and first-forward kernels warmed inside
-  the clock) vs the first bare pass. `warm_efficiency`: median of `--reps`
-  alternated (same run again, bare forward) pairs, the steady state of a long
-  run. `run_px_per_s` counts the whole `run()` call (plan, store template, tasks,
-  completion mark), `px_per_s` the tasks only; imports happen before the clock.
+  the share of time that is model compute; goal >= 0.90. Before anything is
+  timed the process runs one untimed forward at the run's batch shape, so
+  neither side pays the one-time kernel set-up. Then `--reps` alternated
+  (run, bare) pairs; every run starts from a cold decoded-chunk cache (it
+  decodes the cube as a fresh process would). `first_pair_efficiency` is the
+  first run of the process, `median_efficiency` the median over the pairs,
+  `median_cpu_efficiency` the same with CPU seconds of the process (bare / run:
+  steadier than wall time on a shared machine). `px_per_s` counts the tasks
+  (`run()`'s own figure), `run_px_per_s` the whole first `run()` call (plan,
+  store template, tasks, completion mark); imports happen before the clock.
+  `frame_chunks_decoded` vs `frame_chunks_in_cube`: store chunks decoded by the
+  first run vs one decode of the whole cube.
 - scaling: peak RSS and wall time for an area of size^2 vs (scale size)^2, both
   with several chunks (size / chunk per side) and the same workers; goals
   RSS <= 1.25x, time <= 17x for scale 4.
@@ -51,6 +57,10 @@ def _checkpoint(path: Path, cube: Path, preset_name: str) -> Path:
                            {"s2": S2_BANDS}, {"preset": preset_name}, step=0)
 
 
+def _cube_path(work: Path, size: int, frames: int) -> Path:
+    return work / (f"cube-{size}.zarr" if frames == 6 else f"cube-{size}-f{frames}.zarr")
+
+
 def _peak_rss_mb() -> float:
     """This process's peak RSS (VmHWM); ru_maxrss would carry the parent's peak across exec."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -59,11 +69,98 @@ def _peak_rss_mb() -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
+def _forget_cube(job) -> None:
+    """Drop the process's cached cube, with its decoded-chunk LRU: the next run decodes the cube
+    as a run in a fresh process would (a run's own cost), not from what a previous pass left."""
+    import aefcli.embed_task
+
+    aefcli.embed_task._CACHE.pop(("cube", job.cube), None)
+
+
+def _warm_up(job) -> None:
+    """One untimed forward at the run's batch shape (B windows of L x L, the cube's frames):
+    the one-time kernel set-up of a process is paid here, by neither side of a pair."""
+    from aefcli.embed_task import _set_threads, load_model, read_strip, run_windows
+
+    _set_threads(job.torch_threads)
+    _, model = load_model(job)
+    window = read_strip(job, 0, 0, job.layout.window).windows
+    run_windows(model, job, [window] * job.batch_size)
+    _forget_cube(job)
+
+
+def _cube_frame_chunks(job) -> int:
+    """Frame-chunks of the cube (one frame of one store chunk, every source): what one full decode costs."""
+    from aefcli.embed_task import _cube
+
+    cube = _cube(job.cube)
+    total = 0
+    for s in job.bands:
+        raw = cube._root[s]["raw"]
+        total += len(cube.times[s]) * -(-raw.shape[2] // raw.chunks[2]) * -(-raw.shape[3] // raw.chunks[3])
+    return total
+
+
+def _timed_run(cfg, job) -> dict:
+    """One end-to-end `run(cfg)` from a cold chunk cache: its summary (px/s of its tasks), the CPU
+    seconds of the process while the tasks ran, and the store chunks (frames) they decoded."""
+    import aefcli.embed_dask
+    from aefcli.embed import run
+    from aefcli.embed_task import _cube
+
+    tasks, cpu = aefcli.embed_dask.run_tasks, []
+
+    def timed_tasks(*a, **k):  # the span `run()` reports px/s over
+        c0 = time.process_time()
+        try:
+            return tasks(*a, **k)
+        finally:
+            cpu.append(time.process_time() - c0)
+
+    _forget_cube(job)
+    aefcli.embed_dask.run_tasks = timed_tasks
+    try:
+        result = run(cfg)
+    finally:
+        aefcli.embed_dask.run_tasks = tasks
+    return {**result, "cpu_s": cpu[0], "decoded": _cube(job.cube).chunks_decoded}
+
+
+def _malloc_policy(name: str) -> None:
+    """How freed buffers go back to the OS (an experiment knob; "product" leaves the embed task's own setting).
+
+    glibc: no mallopt at all; mmap32m: M_MMAP_THRESHOLD 32 MiB; trim: glibc's defaults plus
+    malloc_trim(0) after every task.
+    """
+    import ctypes
+    import functools
+
+    import aefcli.embed_dask
+    import aefcli.embed_task
+
+    if name == "product":
+        return
+    aefcli.embed_task._CACHE[("malloc",)] = False  # the task's own mallopt is never made
+    libc = ctypes.CDLL("libc.so.6")
+    if name == "mmap32m":
+        libc.mallopt(-3, 32 * 2**20)
+    if name == "trim":
+        def trimmed(fn):
+            @functools.wraps(fn)
+            def task(*a, **k):
+                try:
+                    return fn(*a, **k)
+                finally:
+                    libc.malloc_trim(0)
+            return task
+
+        aefcli.embed_dask.compute_windows = trimmed(aefcli.embed_dask.compute_windows)
+        aefcli.embed_dask.embed_chunk = trimmed(aefcli.embed_dask.embed_chunk)
+
+
 def child(args) -> None:
-    """One measured run (in its own process): prints a JSON line."""
-    from aefcli.embed import EmbedConfig, plan, run
-    from aefcli.embed_task import load_model, run_windows, window_inputs
-    from aefcli.tiling import batches, owned_windows
+    """One measured process: prints a JSON line."""
+    from aefcli.embed import EmbedConfig, plan
     from embed_world import bbox_of
 
     import dask.array  # noqa: F401 - imports before the clock: a run's cost, not the interpreter's
@@ -77,61 +174,77 @@ def child(args) -> None:
         aefcli.embed_task.STRIP_BYTES = args.strip_bytes
     if args.cache_mb is not None:  # decoded cube chunks kept per process (0: read straight from the store)
         aefcli.embed_task.CHUNK_CACHE_BYTES = args.cache_mb * 2**20
+    _malloc_policy(args.malloc)
     work = Path(args.work)
     out = work / f"emb-{args.size}-{args.dtype}.zarr"
-    cfg = EmbedConfig(checkpoint=work / f"run-{args.preset}", cube=work / f"cube-{args.size}.zarr", out=out,
+    cfg = EmbedConfig(checkpoint=work / f"run-{args.preset}", cube=_cube_path(work, args.size, args.frames), out=out,
                       period="2024-01-01/2025-01-01", bbox=bbox_of(args.size), window=args.window, overlap=args.window // 4,
                       chunk=args.chunk, batch_size=args.batch, dtype=args.dtype, workers=args.workers, overwrite=True)
-    t0 = time.perf_counter()
-    result = run(cfg)
-    wall = time.perf_counter() - t0
     p = plan(cfg)
-    line = {"preset": args.preset, "strip_bytes": args.strip_bytes, "size": args.size, "chunks": len(p.chunks),
-            "workers": args.workers, "dtype": args.dtype, "windows_run": result["windows"], "windows_unique": p.windows,
-            "wall_s": round(wall, 2), "run_px_per_s": round(result["pixels"] / wall, 1), "px_per_s": result["px_per_s"],
+    _warm_up(p.job)
+    t0 = time.perf_counter()
+    first = _timed_run(cfg, p.job)
+    wall = time.perf_counter() - t0
+    line = {"preset": args.preset, "frames": args.frames, "malloc": args.malloc, "strip_bytes": args.strip_bytes, "size": args.size, "chunks": len(p.chunks),
+            "workers": args.workers, "dtype": args.dtype, "windows_run": first["windows"], "windows_unique": p.windows,
+            "frame_chunks_decoded": first["decoded"], "frame_chunks_in_cube": _cube_frame_chunks(p.job),
+            "wall_s": round(wall, 2), "run_px_per_s": round(first["pixels"] / wall, 1), "px_per_s": first["px_per_s"],
             "peak_rss_mb": _peak_rss_mb()}
-    if args.bare:  # the area's unique windows through the bare model, each once, as the run's tasks batch them
-        from concurrent.futures import ThreadPoolExecutor
-
-        from aefcli.embed_task import _set_threads
-
-        _set_threads(p.job.torch_threads)
-        _, model = load_model(p.job)
-        prepared = []  # inputs read beforehand, one list per owner chunk (the run's compute tasks)
-        for chunk in p.chunks:
-            owned = owned_windows(p.job.layout, p.job.shape, chunk)
-            if owned:
-                rows, cols = sorted({r for r, _ in owned}), sorted({c for _, c in owned})
-                prepared.append([w for _, _, w, _ in window_inputs(p.job, rows, cols)])
-        workers = cfg.workers or min(2, os.cpu_count() or 1)
-
-        def forward(wins: list) -> None:
-            for b in batches(wins, args.batch):
-                run_windows(model, p.job, b)
-
-        def bare_px_per_s() -> float:
-            t1 = time.perf_counter()
-            with ThreadPoolExecutor(workers) as pool:
-                list(pool.map(forward, prepared))
-            return result["pixels"] / (time.perf_counter() - t1)
-
-        ratios, warm_rates, bare_rates = [], [], []
-        for _ in range(args.reps):  # alternated: the same run again (model built, kernels warm), then the bare forward
-            warm = run(cfg)
-            bare = bare_px_per_s()
-            warm_rates.append(warm["px_per_s"])
-            bare_rates.append(bare)
-            ratios.append(warm["px_per_s"] / bare)
-        ratios.sort()
-        line.update(torch_threads=torch.get_num_threads(), tasks_at_once=workers,
-                    bare_model_px_per_s=round(sorted(bare_rates)[len(bare_rates) // 2], 1),
-                    warm_px_per_s=round(sorted(warm_rates)[len(warm_rates) // 2], 1),
-                    cold_efficiency=round(result["px_per_s"] / bare_rates[0], 3),
-                    warm_efficiency=round(ratios[len(ratios) // 2], 3), warm_efficiency_all=[round(r, 3) for r in ratios])
+    if args.bare:
+        line.update(_pairs(args, cfg, p, first))
     if args.dtype == "int8":
         disk = sum(f.stat().st_size for f in (out / "embedding").rglob("*") if f.is_file())
         line.update(bytes_per_px_raw=64, bytes_per_px_disk=round(disk / args.size**2, 2))
     print(json.dumps(line), flush=True)
+
+
+def _pairs(args, cfg, p, first: dict) -> dict:
+    """Alternated (end-to-end run, bare forward) pairs in this process; the first run is `first`.
+
+    The bare forward runs the area's UNIQUE windows once each (so a window computed twice
+    counts as overhead), inputs read beforehand, batched as the run's compute tasks batch
+    them (one list per owner chunk), as many lists at once as the run has concurrent tasks,
+    same torch threads.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch
+
+    from aefcli.embed_task import load_model, run_windows, window_inputs
+    from aefcli.tiling import batches, owned_windows
+
+    _, model = load_model(p.job)
+    prepared = []
+    for chunk in p.chunks:
+        owned = owned_windows(p.job.layout, p.job.shape, chunk)
+        if owned:
+            rows, cols = sorted({r for r, _ in owned}), sorted({c for _, c in owned})
+            prepared.append([w for _, _, w, _ in window_inputs(p.job, rows, cols)])
+    workers = cfg.workers or min(2, os.cpu_count() or 1)
+
+    def forward(wins: list) -> None:
+        for b in batches(wins, args.batch):
+            run_windows(model, p.job, b)
+
+    def bare() -> tuple[float, float]:
+        c0, t1 = time.process_time(), time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(forward, prepared))
+        return first["pixels"] / (time.perf_counter() - t1), time.process_time() - c0
+
+    pairs = []
+    for k in range(args.reps):  # alternated: run, bare, run, bare, ...
+        run = first if k == 0 else _timed_run(cfg, p.job)
+        bare_rate, bare_cpu = bare()
+        pairs.append({"run_px_per_s": run["px_per_s"], "bare_px_per_s": round(bare_rate, 1),
+                      "efficiency": round(run["px_per_s"] / bare_rate, 3),
+                      "cpu_efficiency": round(bare_cpu / run["cpu_s"], 3), "decoded": run["decoded"]})
+    eff = sorted(q["efficiency"] for q in pairs)
+    cpu_eff = sorted(q["cpu_efficiency"] for q in pairs)
+    return {"torch_threads": torch.get_num_threads(), "tasks_at_once": workers,
+            "bare_model_px_per_s": sorted(q["bare_px_per_s"] for q in pairs)[len(pairs) // 2],
+            "first_pair_efficiency": pairs[0]["efficiency"], "median_efficiency": eff[len(eff) // 2],
+            "median_cpu_efficiency": cpu_eff[len(cpu_eff) // 2], "pairs": pairs}
 
 
 def main() -> None:
@@ -149,7 +262,11 @@ def main() -> None:
     ap.add_argument("--before", action="store_true", help="also run every case with one window row per read (0 bytes)")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--bare", action="store_true")
-    ap.add_argument("--reps", type=int, default=3, help="alternated (warm run, bare forward) pairs")
+    ap.add_argument("--reps", type=int, default=3, help="alternated (run, bare forward) pairs")
+    ap.add_argument("--malloc", default="product", choices=("product", "glibc", "mmap32m", "trim"),
+                    help="how freed buffers return to the OS (experiment; product = the embed task's setting)")
+    ap.add_argument("--frames", type=int, default=6, help="S2 frames of the synthetic cubes")
+    ap.add_argument("--cases", default="efficiency,scaling,int8", help="which children to run (comma-separated)")
     ap.add_argument("--work")
     args = ap.parse_args()
     if args.child:
@@ -158,25 +275,29 @@ def main() -> None:
 
     work = Path(args.work or tempfile.mkdtemp(prefix="aef-embed-bench-"))
     big = args.size * args.scale
-    for n in (args.size, big):
-        if not (work / f"cube-{n}.zarr").exists():
-            make_cube(work / f"cube-{n}.zarr", size=n, frames=6)
+    cases = set(args.cases.split(","))
+    for n in (args.size, big) if "scaling" in cases else (args.size,):
+        if not _cube_path(work, n, args.frames).exists():
+            make_cube(_cube_path(work, n, args.frames), size=n, frames=args.frames)
     if not (work / f"run-{args.preset}").exists():
-        _checkpoint(work / f"run-{args.preset}", work / f"cube-{args.size}.zarr", args.preset)
+        _checkpoint(work / f"run-{args.preset}", _cube_path(work, args.size, args.frames), args.preset)
     base = [sys.executable, __file__, "--child", "--work", str(work), "--window", str(args.window), "--chunk",
-            str(args.chunk), "--batch", str(args.batch), "--preset", args.preset, "--reps", str(args.reps)]
+            str(args.chunk), "--batch", str(args.batch), "--preset", args.preset, "--reps", str(args.reps),
+            "--frames", str(args.frames), "--malloc", args.malloc]
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     workers = str(args.workers)
-    runs = (["--size", str(args.size), "--bare", "--workers", workers],  # efficiency, and 1x of the scaling pair
-            ["--size", str(big), "--workers", workers],
-            ["--size", str(args.size), "--dtype", "int8", "--workers", workers])
+    runs = [["--size", str(args.size), "--bare", "--workers", workers]]  # efficiency, and 1x of the scaling pair
+    if "scaling" in cases:
+        runs.append(["--size", str(big), "--workers", workers])
+    if "int8" in cases:
+        runs.append(["--size", str(args.size), "--dtype", "int8", "--workers", workers])
     for strip in (["--strip-bytes", "0"], []) if args.before else ([],):
         lines = []
         for extra in runs:
             out = subprocess.run(base + strip + extra, capture_output=True, text=True, env=env)
             print(out.stdout.strip() or out.stderr[-2000:], flush=True)
             lines.append(json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None)
-        small, large = lines[0], lines[1]
+        small, large = lines[0], lines[1] if "scaling" in cases else None
         if small and large:
             print(json.dumps({"scaling": f"{args.scale**2}x area", "strip_bytes": strip[1] if strip else "default",
                               "rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),

@@ -134,55 +134,63 @@ class Cube:
         ir0, ir1, ic0, ic1 = max(r0, 0), min(r1, ny), max(c0, 0), min(c1, nx)
         if len(idx) and ir1 > ir0 and ic1 > ic0:
             sel, ys, xs = np.asarray(t_store), slice(ir0, ir1), slice(ic0, ic1)
-            if self._in_ram(source):
-                raw_all, ok_all = self._cached[source]
-                raw, ok = raw_all[sel][:, :, ys, xs], ok_all[sel][:, ys, xs]
-            elif self._chunks.budget:
-                raw, ok = self._read_chunked(source, sel, ys, xs)
+            inner = (slice(ir0 - r0, ir1 - r0), slice(ic0 - c0, ic1 - c0))
+            if not self._in_ram(source) and self._chunks.budget:
+                self._read_standardised(source, stats, sel, ys, xs, values[..., inner[0], inner[1]], valid[..., inner[0], inner[1]])
             else:
-                g = self._root[source]
-                raw = np.asarray(g["raw"].get_orthogonal_selection((sel, slice(None), ys, xs)))
-                ok = np.asarray(g["valid"].get_orthogonal_selection((sel, ys, xs)))
-            z = standardise(raw, stats)
-            ok &= np.isfinite(z).all(axis=1)
-            z = np.where(ok[:, None], z, 0.0).astype(np.float32)
-            values[:, :, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = z
-            valid[:, ir0 - r0:ir1 - r0, ic0 - c0:ic1 - c0] = ok
+                if source in self._cached:
+                    raw_all, ok_all = self._cached[source]
+                    raw, ok = raw_all[:, :, ys, xs][sel], ok_all[:, ys, xs][sel]  # slice first: copy the window only
+                else:
+                    g = self._root[source]
+                    raw = np.asarray(g["raw"].get_orthogonal_selection((sel, slice(None), ys, xs)))
+                    ok = np.asarray(g["valid"].get_orthogonal_selection((sel, ys, xs)))
+                z, ok = _standardise_masked(raw, ok, stats)
+                values[..., inner[0], inner[1]] = z
+                valid[..., inner[0], inner[1]] = ok
         return SourceWindow(values, valid, self.times[source][idx], self.bands[source])
 
-    def _read_chunked(self, source: str, sel: np.ndarray, ys: slice, xs: slice) -> tuple[np.ndarray, np.ndarray]:
-        """raw (T, C, h, w) and valid (T, h, w) of frames `sel` over ys x xs, assembled from decoded store chunks.
+    def _read_standardised(self, source: str, stats: NormStats, sel: np.ndarray, ys: slice, xs: slice,
+                           values: np.ndarray, valid: np.ndarray) -> None:
+        """Fill values (T, C, h, w) and valid (T, h, w) (views of the caller's window) for frames `sel`
+        over cube pixels ys x xs from standardised store chunks, decoded at most once while cached.
 
-        Neighbouring reads (tiled inference: windows, strips and tasks overlap and share
-        the store's large compressed chunks) decode each chunk once while it stays in the
-        LRU cache, instead of once per read.
+        Tiled inference reads overlapping windows, strips and tasks that share the store's
+        large compressed chunks: each chunk is decoded and standardised once while it stays
+        in the LRU cache, and every read is then one copy into the window.
         """
         g = self._root[source]
         raw_a, ok_a = g["raw"], g["valid"]
-        _, nc, ny, nx = raw_a.shape
+        _, _, ny, nx = raw_a.shape
         ch, cw = raw_a.chunks[2], raw_a.chunks[3]
-        raw = np.empty((len(sel), nc, ys.stop - ys.start, xs.stop - xs.start), np.float32)
-        ok = np.empty((len(sel), ys.stop - ys.start, xs.stop - xs.start), bool)
         for cy in range(ys.start // ch, (ys.stop - 1) // ch + 1):
             for cx in range(xs.start // cw, (xs.stop - 1) // cw + 1):
                 by, bx = slice(cy * ch, min((cy + 1) * ch, ny)), slice(cx * cw, min((cx + 1) * cw, nx))
-                keys = [(source, int(t), cy, cx) for t in sel]
-                missing = [k for k in keys if k not in self._chunks]
-                if missing:  # one zarr call for all missing frames: zarr decodes them concurrently
-                    ts = np.array([k[1] for k in missing])
-                    r = np.asarray(raw_a.get_orthogonal_selection((ts, slice(None), by, bx)))
-                    o = np.asarray(ok_a.get_orthogonal_selection((ts, by, bx)))
-                    for n, k in enumerate(missing):
-                        self._chunks.put(k, (r[n].copy(), o[n].copy()))  # a copy: no view pins the whole read
+                keys = [(source, stats, int(t), cy, cx) for t in sel]
+                got = {k: self._chunks.get(k) for k in keys}
+                if any(v is None for v in got.values()):
+                    # one decoder per chunk at a time: concurrent tasks start on the same chunks,
+                    # and the second waits for the first's result instead of decoding it again
+                    with self._chunks.loading((source, stats, cy, cx)):
+                        got = {k: self._chunks.get(k) for k in keys}
+                        missing = [k for k in keys if got[k] is None]
+                        for k in missing:  # frame by frame: one decoded frame in flight, not the whole stack
+                            got[k] = _standardise_masked(np.asarray(raw_a[k[2], :, by, bx]), np.asarray(ok_a[k[2], by, bx]), stats)
+                            self._chunks.put(k, got[k])
+                        self._chunks.count_decoded(len(missing))
                 oy = slice(max(ys.start, by.start), min(ys.stop, by.stop))
                 ox = slice(max(xs.start, bx.start), min(xs.stop, bx.stop))
                 src = (slice(oy.start - by.start, oy.stop - by.start), slice(ox.start - bx.start, ox.stop - bx.start))
                 dst = (slice(oy.start - ys.start, oy.stop - ys.start), slice(ox.start - xs.start, ox.stop - xs.start))
                 for n, k in enumerate(keys):
-                    r, o = self._chunks.get(k) or _fetch_one(raw_a, ok_a, k[1], by, bx)
-                    raw[n, :, dst[0], dst[1]] = r[:, src[0], src[1]]
-                    ok[n, dst[0], dst[1]] = o[src[0], src[1]]
-        return raw, ok
+                    z, o = got[k]
+                    values[n, :, dst[0], dst[1]] = z[:, src[0], src[1]]
+                    valid[n, dst[0], dst[1]] = o[src[0], src[1]]
+
+    @property
+    def chunks_decoded(self) -> int:
+        """Store chunks (one frame of one chunk) decoded by cached reads so far: the cost of re-reads."""
+        return self._chunks.decoded
 
     def _in_ram(self, source: str) -> bool:
         """Hold a source's arrays in RAM (read once) while they fit in the cache budget.
@@ -207,21 +215,35 @@ class Cube:
         return np.asarray(g["raw"][ts]), np.asarray(g["valid"][ts])
 
 
-def _fetch_one(raw_a, ok_a, t: int, by: slice, bx: slice) -> tuple[np.ndarray, np.ndarray]:
-    """One frame's chunk, read directly (a chunk larger than the cache budget was never kept)."""
-    return np.asarray(raw_a[t, :, by, bx]), np.asarray(ok_a[t, by, bx])
+def _standardise_masked(raw: np.ndarray, ok: np.ndarray, stats: NormStats) -> tuple[np.ndarray, np.ndarray]:
+    """raw (..., C, h, w) physical units, ok (..., h, w) -> (standardised float32, 0 where invalid; valid).
+
+    A pixel is valid where the store says so and every band standardises to a finite value.
+    """
+    z = standardise(raw, stats)
+    ok = ok & np.isfinite(z).all(axis=-3)
+    np.copyto(z, np.float32(0.0), where=~ok[..., None, :, :])
+    return z, ok
 
 
 class _ChunkCache:
-    """Least-recently-used decoded store chunks, (raw, valid) per (source, frame, chunk row, chunk col), under a byte budget.
+    """Least-recently-used decoded store chunks, (standardised values, valid) per
+    (source, statistics, frame, chunk row, chunk col), under a byte budget.
 
-    Thread-safe: the tasks of one process share one Cube.
+    Thread-safe: the tasks of one process share one Cube. `decoded` counts the
+    frame-chunks decoded into it (a chunk larger than the budget is decoded but never kept).
     """
 
     def __init__(self, budget: int) -> None:
-        self.budget, self.used = budget, 0
+        self.budget, self.used, self.decoded = budget, 0, 0
         self._items: OrderedDict[tuple, tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._lock = threading.Lock()
+        self._loading: dict[tuple, threading.Lock] = {}  # one per store chunk position (a few hundred at most)
+
+    def loading(self, where: tuple) -> threading.Lock:
+        """The lock a reader holds while it decodes the frames of one store chunk position."""
+        with self._lock:
+            return self._loading.setdefault(where, threading.Lock())
 
     def __contains__(self, key: tuple) -> bool:
         with self._lock:
@@ -233,6 +255,10 @@ class _ChunkCache:
             if item is not None:
                 self._items.move_to_end(key)
             return item
+
+    def count_decoded(self, n: int) -> None:
+        with self._lock:
+            self.decoded += n
 
     def put(self, key: tuple, item: tuple[np.ndarray, np.ndarray]) -> None:
         size = item[0].nbytes + item[1].nbytes
