@@ -123,8 +123,8 @@ def run_tiles(cfg, tile_ids: Sequence[str], on_result: Callable[[dict[str, Any]]
     summary plus "tile"; for a tile that failed with a user/data problem {"tile", "error"}
     instead), in list order. Returns the totals: tiles, complete, computed (chunks), failed
     (list of {"tile", "error"}), seconds. A bug (any other exception) stops the run with its
-    traceback. With the threaded scheduler the next tile's tasks start as soon as the
-    current tile leaves a worker idle (`_overlapped`), at most 2 tiles in flight.
+    traceback. With the threaded scheduler and a cube the next tile's tasks start as soon as
+    the current tile leaves a worker idle (`_overlapped`), at most 2 tiles in flight.
     """
     if not tile_ids:
         raise InputError("the tile list is empty; give tile ids from `aef tiles --ids`.")
@@ -139,7 +139,8 @@ def run_tiles(cfg, tile_ids: Sequence[str], on_result: Callable[[dict[str, Any]]
             on_result(result)
 
     cfgs = [replace(cfg, tile_id=tid, preview=_preview_for(cfg.preview, tid)) for tid in tile_ids]
-    if cfg.scheduler == "threads" and not cfg.dry_run and len(cfgs) > 1:
+    # --stac ingests each tile's cube when the tile opens: that would hold up the task loop, so tiles go one by one
+    if cfg.scheduler == "threads" and not cfg.dry_run and cfg.stac is None and len(cfgs) > 1:
         _overlapped(cfgs, done)
     else:
         for one in cfgs:
