@@ -130,7 +130,7 @@ def _malloc_policy(name: str) -> None:
     """How freed buffers go back to the OS (an experiment knob; "product" leaves the embed task's own setting).
 
     glibc: no mallopt at all; mmap32m: M_MMAP_THRESHOLD 32 MiB; trim: glibc's defaults plus
-    malloc_trim(0) after every task.
+    malloc_trim(0) after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX).
     """
     import ctypes
     import functools
@@ -144,6 +144,8 @@ def _malloc_policy(name: str) -> None:
     libc = ctypes.CDLL("libc.so.6")
     if name == "mmap32m":
         libc.mallopt(-3, 32 * 2**20)
+    if name == "arena2":
+        libc.mallopt(-8, 2)
     if name == "trim":
         def trimmed(fn):
             @functools.wraps(fn)
@@ -263,7 +265,7 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--reps", type=int, default=3, help="alternated (run, bare forward) pairs")
-    ap.add_argument("--malloc", default="product", choices=("product", "glibc", "mmap32m", "trim"),
+    ap.add_argument("--malloc", default="product", choices=("product", "glibc", "mmap32m", "trim", "arena2"),
                     help="how freed buffers return to the OS (experiment; product = the embed task's setting)")
     ap.add_argument("--frames", type=int, default=6, help="S2 frames of the synthetic cubes")
     ap.add_argument("--cases", default="efficiency,scaling,int8", help="which children to run (comma-separated)")
