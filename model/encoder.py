@@ -106,7 +106,7 @@ class STPBlock(nn.Module):
         coarse, up = self.pyramid.coarse_with([g8, g16], messages), self.pyramid.up[0]
         k = _frames_per_group(xp)
         for part, c, g in zip(xp.split(k), coarse.split(k), g8.split(k)):
-            part.add_(up.learned_minus_fixed(c, g))
+            up.add_learned_minus_fixed_(part, c, g)
         return xp, xt, xs
 
     def _precision(self, xp: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -23,6 +23,18 @@ def _fixed_kernel(factor: int, direction: str) -> torch.Tensor:
     return f[:, None] * f[None, :]
 
 
+def _phase_kernel(weight: torch.Tensor, factor: int) -> torch.Tensor:
+    """(C, 1, 2f, 2f) weights of a depthwise transposed convolution (stride f, padding f/2)
+    -> (C, f*f, 3, 3): for output phase (r, s), the 3x3 weights over input rows i-1..i+1 and
+    columns j-1..j+1 of output pixel (f*i + r, f*j + s); taps outside the kernel are 0."""
+    f = factor
+    # kernel row of phase r and input row offset dy: f*(-dy) + r + f/2, index 2f (a zero) if outside
+    k = torch.arange(f)[:, None] - f * torch.arange(-1, 2)[None, :] + f // 2  # (f, 3)
+    k = torch.where((k >= 0) & (k < 2 * f), k, 2 * f).to(weight.device)
+    padded = F.pad(weight[:, 0], (0, 1, 0, 1))  # (C, 2f+1, 2f+1), last row / column 0
+    return padded[:, k[:, None, :, None], k[None, :, None, :]].reshape(weight.shape[0], f * f, 3, 3)
+
+
 class Resample(nn.Module):
     """Down- or up-sampling by an even integer factor f; (N, C, H, W) -> (N, C, H/f or H*f, W/f or W*f)."""
 
@@ -57,6 +69,31 @@ class Resample(nn.Module):
         several times faster than one grouped convolution over interleaved a, b.
         """
         return self(a).sub_(self.fixed(b))
+
+    def add_learned_minus_fixed_(self, out: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> None:
+        """out += self(a) - self.fixed(b), in place and without autograd (upsampling only).
+
+        out: (N, C, f*H, f*W) in channels_last memory; a, b: (N, C, H, W). The transposed
+        convolution is rewritten as its f x f phases: output pixel (f*i + r, f*j + s) reads
+        only inputs i-1..i+1, j-1..j+1, so one ordinary grouped 3x3 convolution over a and
+        b interleaved (2 inputs, f*f outputs per channel) gives every phase at once, and
+        the phases are added into out's pixels through a strided view. oneDNN runs this
+        ~3x faster than two depthwise transposed convolutions and a subtraction.
+        """
+        n, c, h, w = a.shape
+        f = self.factor
+        if self.direction != "up" or not out.is_contiguous(memory_format=torch.channels_last):
+            out.add_(self.learned_minus_fixed(a, b))
+            return
+        weight = torch.stack([_phase_kernel(self.fixed_weight + self.residual, f),
+                              -_phase_kernel(self.fixed_weight, f)], dim=2)  # (C, f*f, 2, 3, 3)
+        # channels a0, b0, a1, b1, ... in channels_last memory (so are the phases the conv gives)
+        ab = torch.stack([a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)], dim=-1).view(n, h, w, 2 * c)
+        ab = ab.permute(0, 3, 1, 2)
+        phases = F.conv2d(ab, weight.view(c * f * f, 2, 3, 3).to(ab.dtype), padding=1, groups=c)
+        # phases (N, C*f*f, H, W): channel (k, r, s) of pixel (i, j) is output pixel (f*i + r, f*j + s)
+        src = phases.permute(0, 2, 3, 1).view(n, h, w, c, f, f).permute(0, 1, 4, 2, 5, 3)
+        out.permute(0, 2, 3, 1).view(n, h, f, w, f, c).add_(src)  # out as (N, H, f, W, f, C)
 
 
 class LaplacianPyramid(nn.Module):

@@ -1,6 +1,7 @@
+import pytest
 import torch
 
-from model.pyramid import LaplacianPyramid
+from model.pyramid import LaplacianPyramid, Resample
 
 
 def test_down_then_up_reconstructs_at_initialisation():
@@ -63,3 +64,20 @@ def test_learned_minus_fixed_equals_one_grouped_transposed_convolution():
     x = torch.stack([a, b], dim=2).flatten(1, 2)  # channels a0, b0, a1, b1, ...
     expected = F.conv_transpose2d(x, weight, stride=4, padding=2, groups=6)
     torch.testing.assert_close(up.learned_minus_fixed(a, b), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("factor, size", [(4, (16, 12)), (2, (5, 7)), (6, (3, 4))])
+def test_phase_form_adds_what_the_transposed_convolutions_give(factor, size):
+    """add_learned_minus_fixed_ (one grouped 3x3 convolution over the f x f phases, added
+    through a strided view) == out + up(a) - up.fixed(b) by transposed convolutions."""
+    g = torch.Generator().manual_seed(3)
+    up = Resample(6, factor, "up")
+    with torch.no_grad():
+        up.residual.copy_(torch.randn(up.residual.shape, generator=g) * 0.3)
+        a, b = torch.randn(2, 6, *size, generator=g), torch.randn(2, 6, *size, generator=g)
+        out = torch.randn(2, 6, factor * size[0], factor * size[1], generator=g)
+        expected = out + up(a) - up.fixed(b)
+        for layout in (torch.channels_last, torch.contiguous_format):  # the latter: plain fallback
+            got = out.contiguous(memory_format=layout)
+            up.add_learned_minus_fixed_(got, a, b)
+            torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
