@@ -123,7 +123,7 @@ def _timed_run(cfg, job) -> dict:
         result = run(cfg)
     finally:
         aefcli.embed_dask.run_tasks = tasks
-    return {**result, "cpu_s": cpu[0], "decoded": _cube(job.cube).chunks_decoded}
+    return {**result, "cpu_s": cpu[0], "decoded": getattr(_cube(job.cube), "chunks_decoded", -1)}
 
 
 def _malloc_policy(name: str) -> None:
@@ -285,7 +285,7 @@ def main() -> None:
         _checkpoint(work / f"run-{args.preset}", _cube_path(work, args.size, args.frames), args.preset)
     base = [sys.executable, __file__, "--child", "--work", str(work), "--window", str(args.window), "--chunk",
             str(args.chunk), "--batch", str(args.batch), "--preset", args.preset, "--reps", str(args.reps),
-            "--frames", str(args.frames), "--malloc", args.malloc]
+            "--frames", str(args.frames), "--malloc", args.malloc] + (["--cache-mb", str(args.cache_mb)] if args.cache_mb is not None else [])
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     workers = str(args.workers)
     runs = [["--size", str(args.size), "--bare", "--workers", workers]]  # efficiency, and 1x of the scaling pair
