@@ -130,7 +130,8 @@ def _malloc_policy(name: str) -> None:
     """How freed buffers go back to the OS (an experiment knob; "product" leaves the embed task's own setting).
 
     glibc: no mallopt at all; mmap32m: M_MMAP_THRESHOLD 32 MiB; trim: glibc's defaults plus
-    malloc_trim(0) after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX).
+    malloc_trim(0) after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX);
+    arena2trim: both.
     """
     import ctypes
     import functools
@@ -144,9 +145,9 @@ def _malloc_policy(name: str) -> None:
     libc = ctypes.CDLL("libc.so.6")
     if name == "mmap32m":
         libc.mallopt(-3, 32 * 2**20)
-    if name == "arena2":
+    if name in ("arena2", "arena2trim"):
         libc.mallopt(-8, 2)
-    if name == "trim":
+    if name in ("trim", "arena2trim"):
         def trimmed(fn):
             @functools.wraps(fn)
             def task(*a, **k):
@@ -158,6 +159,43 @@ def _malloc_policy(name: str) -> None:
 
         aefcli.embed_dask.compute_windows = trimmed(aefcli.embed_dask.compute_windows)
         aefcli.embed_dask.embed_chunk = trimmed(aefcli.embed_dask.embed_chunk)
+
+
+def malloc_forward(args) -> None:
+    """The bare forward at the run's batch shape, alternated in one process between glibc's
+    M_MMAP_THRESHOLD at 1 MiB (the embed task's setting) and 32 MiB (glibc's own ceiling):
+    what the setting costs the model (fresh mmap + page faults per large tensor). Prints a JSON line."""
+    import ctypes
+
+    import torch
+
+    from aefcli.embed import EmbedConfig, plan
+    from aefcli.embed_task import _set_threads, load_model, read_strip, run_windows
+    from embed_world import bbox_of
+
+    work = Path(args.work)
+    cfg = EmbedConfig(checkpoint=work / f"run-{args.preset}", cube=_cube_path(work, args.size, args.frames), out=work / "unused.zarr",
+                      period="2024-01-01/2025-01-01", bbox=bbox_of(args.size), window=args.window, overlap=args.window // 4,
+                      chunk=args.chunk, batch_size=args.batch, workers=args.workers)
+    job = plan(cfg).job
+    _set_threads(job.torch_threads)
+    _, model = load_model(job)
+    batch = [read_strip(job, 0, 0, job.layout.window).windows] * job.batch_size
+    libc = ctypes.CDLL("libc.so.6")
+    times: dict[str, list[float]] = {"mmap_1mib": [], "mmap_32mib": []}
+    for _ in range(args.reps):
+        for name, threshold in (("mmap_1mib", 2**20), ("mmap_32mib", 32 * 2**20)):
+            libc.mallopt(-3, threshold)
+            run_windows(model, job, batch)  # settle the heap under this setting
+            t0 = time.perf_counter()
+            for _ in range(3):
+                run_windows(model, job, batch)
+            times[name].append(time.perf_counter() - t0)
+    ratios = sorted(a / b for a, b in zip(times["mmap_1mib"], times["mmap_32mib"]))
+    print(json.dumps({"case": "malloc", "preset": args.preset, "torch_threads": torch.get_num_threads(),
+                      "batch": job.batch_size, "seconds_1mib": [round(t, 3) for t in times["mmap_1mib"]],
+                      "seconds_32mib": [round(t, 3) for t in times["mmap_32mib"]],
+                      "slowdown_1mib_vs_32mib": [round(r, 3) for r in ratios], "median": round(ratios[len(ratios) // 2], 3)}), flush=True)
 
 
 def child(args) -> None:
@@ -265,14 +303,15 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--reps", type=int, default=3, help="alternated (run, bare forward) pairs")
-    ap.add_argument("--malloc", default="product", choices=("product", "glibc", "mmap32m", "trim", "arena2"),
+    ap.add_argument("--malloc", default="product", choices=("product", "glibc", "mmap32m", "trim", "arena2", "arena2trim"),
                     help="how freed buffers return to the OS (experiment; product = the embed task's setting)")
     ap.add_argument("--frames", type=int, default=6, help="S2 frames of the synthetic cubes")
-    ap.add_argument("--cases", default="efficiency,scaling,int8", help="which children to run (comma-separated)")
+    ap.add_argument("--cases", default="efficiency,scaling,int8",
+                    help="which children to run (comma-separated), or `malloc` alone: the forward under two mmap thresholds")
     ap.add_argument("--work")
     args = ap.parse_args()
     if args.child:
-        return child(args)
+        return malloc_forward(args) if args.cases == "malloc" else child(args)
     from embed_world import make_cube
 
     work = Path(args.work or tempfile.mkdtemp(prefix="aef-embed-bench-"))
@@ -288,6 +327,10 @@ def main() -> None:
             "--frames", str(args.frames), "--malloc", args.malloc] + (["--cache-mb", str(args.cache_mb)] if args.cache_mb is not None else [])
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     workers = str(args.workers)
+    if cases == {"malloc"}:
+        out = subprocess.run(base + ["--size", str(args.size), "--workers", workers, "--cases", "malloc"], capture_output=True, text=True, env=env)
+        print(out.stdout.strip() or out.stderr[-2000:], flush=True)
+        return
     runs = [["--size", str(args.size), "--bare", "--workers", workers]]  # efficiency, and 1x of the scaling pair
     if "scaling" in cases:
         runs.append(["--size", str(big), "--workers", workers])
