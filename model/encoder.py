@@ -27,9 +27,12 @@ from model.timecode import timecode
 
 PATCH = 2  # input pixels per precision cell
 TIME_FACTOR, SPACE_FACTOR = 4, 2  # L/2 -> L/8 -> L/16
-# inference works through the precision path in groups of frames this large (the L3 cache of
-# the 2-core test machine; smaller groups gained ~1.5 % there, and each group adds kernel calls)
-CHUNK_BYTES = 32 << 20
+# inference works through the precision path in groups of frames this large, so that a group's
+# intermediates stay in the L3 cache (32 MiB on the 2-core test machine, shared with the rest of
+# the forward and with other processes): at 2 threads, B = 2, L = 128 (48 frames of 0.5 MiB)
+# 4-12 MiB groups ran 0.39-0.41 s, 16 MiB 0.43 s, one 32 MiB group 0.45 s and up to 0.6 s when
+# the machine's memory was busy (session 3, alternated in one process)
+CHUNK_BYTES = 8 << 20
 
 
 @dataclass
