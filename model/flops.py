@@ -23,9 +23,17 @@ _CUSTOM = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa
 
 
 def count_flops(model: nn.Module, video: VideoBatch) -> int:
-    """Forward FLOPs (multiply-add = 2) of model(video); elementwise ops are not counted."""
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=_CUSTOM) as counter:
-        model(video)
+    """Forward FLOPs (multiply-add = 2) of model(video); elementwise ops are not counted.
+
+    Counted on the model's autograd formulas (grad mode on, parameters detached so nothing
+    is recorded): the inference path computes the same function with rewritten kernels, one
+    of which multiplies by structural zeros (the upsampling's phase form), and those
+    products are no useful work.
+    """
+    tensors = {**dict(model.named_parameters()), **dict(model.named_buffers())}
+    detached = {name: t.detach() for name, t in tensors.items()}
+    with torch.enable_grad(), FlopCounterMode(display=False, custom_mapping=_CUSTOM) as counter:
+        torch.func.functional_call(model, detached, (video,))
     return int(counter.get_total_flops())
 
 
