@@ -10,8 +10,8 @@ process so peak RSS is its own.
   as overhead), batched as the run's compute tasks batch them, with the same
   number of concurrent tasks and torch threads each, inputs read beforehand:
   the share of time that is model compute; goal >= 0.90. Before anything is
-  timed the process runs one untimed forward at the run's batch shape, so
-  neither side pays the one-time kernel set-up. Then `--reps` alternated
+  timed the process runs untimed forwards at the run's batch shapes (B windows,
+  and the shorter last batches), so neither side pays the one-time kernel set-up. Then `--reps` alternated
   (run, bare) pairs; every run starts from a cold decoded-chunk cache (it
   decodes the cube as a fresh process would). `first_pair_efficiency` is the
   first run of the process, `median_efficiency` the median over the pairs,
@@ -78,14 +78,16 @@ def _forget_cube(job) -> None:
 
 
 def _warm_up(job) -> None:
-    """One untimed forward at the run's batch shape (B windows of L x L, the cube's frames):
-    the one-time kernel set-up of a process is paid here, by neither side of a pair."""
+    """Untimed forwards at the run's batch shapes (b windows of L x L with the cube's frames, for
+    every b <= B: a task's last batch is short): the one-time kernel set-up of a process for
+    each shape is paid here, by neither side of a pair."""
     from aefcli.embed_task import _set_threads, load_model, read_strip, run_windows
 
     _set_threads(job.torch_threads)
     _, model = load_model(job)
     window = read_strip(job, 0, 0, job.layout.window).windows
-    run_windows(model, job, [window] * job.batch_size)
+    for b in range(job.batch_size, 0, -1):
+        run_windows(model, job, [window] * b)
     _forget_cube(job)
 
 
