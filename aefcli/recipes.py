@@ -37,6 +37,12 @@ RECIPES["cpu-wide"] = {**RECIPES["cpu"], "model_overrides": dict(c=0.2, summary_
 RECIPES["cpu-s1"] = {**RECIPES["cpu-wide"], "sources": ("s1", "s2"), "source_weights": {"s1": 0.25}}
 
 
+# `cpu` with one summary query per twelfth of the valid period: 0.378 / 0.537 / 0.630 (1 / 10 / max
+# shot) at 1000 steps vs 0.354 / 0.485 / 0.575 for `cpu`; both plateau near 0.63-0.65 max-shot by
+# 3000 steps (benchmarks/README.md, "Session-3")
+RECIPES["cpu-q12"] = {**RECIPES["cpu"], "model_overrides": dict(c=0.2, summary_queries=12)}
+
+
 def recipe_names() -> tuple[str, ...]:
     return tuple(RECIPES)
 

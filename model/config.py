@@ -48,6 +48,9 @@ class ModelConfig:
     summary_width: channels of the period-conditioned summary (0: precision_width, the
     narrow head); a wider head (e.g. 128 with 16 heads) pools more distinct frame
     selections, and its values carry the frames' timecodes (the profile's timing).
+    summary_queries: K > 1 cuts the valid period into K equal sub-periods, one query each
+    (from its own timecodes); their summaries go side by side into the head's output
+    projection, so the summary says when something was seen (1: the single period query).
     kappa is the fixed vMF concentration of the training bottleneck.
     a, b, c, d weight reconstruction, batch uniformity, consistency and text.
     """
@@ -62,6 +65,7 @@ class ModelConfig:
     space_heads: int = 4
     summary_heads: int = 4
     summary_width: int = 0
+    summary_queries: int = 1
     mlp_ratio: float = 4.0
     timecode_dim: int = 32
     decoder_width: int = 64
@@ -91,6 +95,8 @@ class ModelConfig:
             width = getattr(self, f"{name}_width")
             if width % heads:
                 raise ValueError(f"{name}_width {width} is not divisible by {name}_heads {heads}")
+        if self.summary_queries < 1:
+            raise ValueError(f"summary_queries must be >= 1, got {self.summary_queries}")
         if self.summary_width < 0:
             raise ValueError(f"summary_width must be >= 0 (0: precision_width), got {self.summary_width}")
         if (self.summary_width or self.precision_width) % self.summary_heads:

@@ -11,10 +11,11 @@ from model.synthetic import random_frames, random_video
 ATOL = 2e-5
 
 
-@pytest.fixture(params=["narrow", "wide"])
+@pytest.fixture(params=["narrow", "wide", "queries"])
 def tiny_model(request, tiny_cfg):
-    """The tiny model with the default summary head, and with a wide one (time-coded values)."""
-    cfg = tiny_cfg if request.param == "narrow" else replace(tiny_cfg, summary_width=64, summary_heads=8)
+    """The tiny model with the default summary head, a wide one (time-coded values), and one query per sub-period."""
+    cfg = {"narrow": tiny_cfg, "wide": replace(tiny_cfg, summary_width=64, summary_heads=8),
+           "queries": replace(tiny_cfg, summary_queries=6)}[request.param]
     return EmbeddingFieldModel(cfg).eval()
 
 
