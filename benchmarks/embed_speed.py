@@ -129,9 +129,10 @@ def _timed_run(cfg, job) -> dict:
 
 
 def _malloc_policy(name: str) -> None:
-    """How freed buffers go back to the OS (an experiment knob; "product" leaves the embed task's own setting).
+    """How freed buffers go back to the OS (an experiment knob; "product" leaves the embed task's own
+    setting: malloc_trim(0) after every task).
 
-    glibc: no mallopt at all; mmap32m: M_MMAP_THRESHOLD 32 MiB; trim: glibc's defaults plus
+    glibc: nothing at all; mmap1m: M_MMAP_THRESHOLD 1 MiB (the product until session 3); mmap32m: 32 MiB; trim: glibc's defaults plus
     malloc_trim(0) after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX);
     arena2trim: both.
     """
@@ -143,10 +144,10 @@ def _malloc_policy(name: str) -> None:
 
     if name == "product":
         return
-    aefcli.embed_task._CACHE[("malloc",)] = False  # the task's own mallopt is never made
+    aefcli.embed_task.TRIM_AFTER_TASK = False  # the task's own trim is never made
     libc = ctypes.CDLL("libc.so.6")
-    if name == "mmap32m":
-        libc.mallopt(-3, 32 * 2**20)
+    if name in ("mmap1m", "mmap32m"):
+        libc.mallopt(-3, (1 if name == "mmap1m" else 32) * 2**20)
     if name in ("arena2", "arena2trim"):
         libc.mallopt(-8, 2)
     if name in ("trim", "arena2trim"):
@@ -305,7 +306,7 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--reps", type=int, default=3, help="alternated (run, bare forward) pairs")
-    ap.add_argument("--malloc", default="product", choices=("product", "glibc", "mmap32m", "trim", "arena2", "arena2trim"),
+    ap.add_argument("--malloc", default="product", choices=("product", "glibc", "mmap1m", "mmap32m", "trim", "arena2", "arena2trim"),
                     help="how freed buffers return to the OS (experiment; product = the embed task's setting)")
     ap.add_argument("--frames", type=int, default=6, help="S2 frames of the synthetic cubes")
     ap.add_argument("--cases", default="efficiency,scaling,int8",
