@@ -11,7 +11,10 @@
 # Task i embeds lines i*K+1 .. (i+1)*K of TILES in ONE process (`aef embed --tile A --tile B ...`),
 # so the start-up (imports, model load: seconds) is paid once per task, not once per tile;
 # with K=1 (default) each task is one tile. Re-submitting the same array is safe: a finished
-# tile is a no-op, a killed one resumes. Settings come from the environment: TILES (default
+# tile is a no-op, a killed one resumes. Windows on a tile edge run once for the region: the
+# first task to need them leaves their sums in OUT/.aef-edges for the neighbour (OUT must be
+# shared storage; `--no-share-edges` turns it off; `aef index OUT` reports sums left over for
+# tiles never embedded). Settings come from the environment: TILES (default
 # tiles.txt), TILES_PER_TASK (default 1), CHECKPOINT, PERIOD, OUT, AEF (the aef command,
 # default `aef`); extra arguments are passed on to `aef embed`.
 #SBATCH --job-name=aef-embed
