@@ -166,7 +166,7 @@ def _malloc_policy(name: str) -> None:
 
 def malloc_forward(args) -> None:
     """The bare forward at the run's batch shape, alternated in one process between glibc's
-    M_MMAP_THRESHOLD at 1 MiB (the embed task's setting) and 32 MiB (glibc's own ceiling):
+    M_MMAP_THRESHOLD at 1 MiB (the embed task's setting until session 3) and 32 MiB (glibc's own ceiling):
     what the setting costs the model (fresh mmap + page faults per large tensor). Prints a JSON line."""
     import ctypes
 

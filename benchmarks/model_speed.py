@@ -96,8 +96,9 @@ def _line(label: str, secs: list[float], pixels: int, flops: int, mm_secs: list[
 def set_malloc(mode: str) -> str:
     """glibc's allocator policy for the run (before any big allocation):
     'keep': buffers up to 32 MiB come from the heap and freed memory stays there (no trim), so
-    a forward reuses the previous one's pages; 'embed': what `aef embed` sets (buffers >= 1 MiB
-    by mmap, returned to the OS when freed: every batch page-faults them in again);
+    a forward reuses the previous one's pages; 'embed': what `aef embed` set until session 3
+    (buffers >= 1 MiB by mmap, returned to the OS when freed: every batch page-faults them in
+    again; embed now trims once per task instead);
     'default': glibc's adaptive thresholds (first calls fault, later ones less)."""
     if mode == "default":
         return mode
