@@ -123,11 +123,11 @@ def _trims(task):
 
     Tasks allocate and free many large numpy buffers (decoded cube chunks, strips,
     accumulators) from several threads; left to glibc, fragmented heaps made peak RSS
-    grow with the number of tasks (+55 % at 16x the area). Trimming once per task keeps
-    it at +14 % while the model's buffers stay on the heap between batches: serving
-    every buffer >= 1 MiB by mmap instead (the earlier fix) page-faulted them in again
-    for every batch and made `small` embed 1.8x slower (benchmarks/README.md). A no-op
-    where glibc is absent.
+    grow with the number of tasks (+55 % at 16x the area). Trimming once per task kept
+    it at +14-23 % (quiet machine) while the model's buffers stay on the heap between
+    batches: serving every buffer >= 1 MiB by mmap instead (the earlier fix) page-faulted
+    them in again for every batch, and `small` embedded 1.35-1.48x slower
+    (benchmarks/README.md, embed section). A no-op where glibc is absent.
     """
     @functools.wraps(task)
     def run(*args, **kwargs):
