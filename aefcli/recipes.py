@@ -41,6 +41,9 @@ RECIPES["cpu-s1"] = {**RECIPES["cpu-wide"], "sources": ("s1", "s2"), "source_wei
 # shot) at 1000 steps vs 0.354 / 0.485 / 0.575 for `cpu`; both plateau near 0.63-0.65 max-shot by
 # 3000 steps (benchmarks/README.md, "Session-3")
 RECIPES["cpu-q12"] = {**RECIPES["cpu"], "model_overrides": dict(c=0.2, summary_queries=12)}
+# `cpu-q12` with the time path at L/4 (4 x 4 px cells instead of 8 x 8), so that small parcels are
+# not averaged with their neighbours before time attention: figures pending (session 4)
+RECIPES["cpu-q12-t2"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, time_factor=2)}
 
 
 def recipe_names() -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from typing import Any
 
 _LOSS_KINDS = ("l1", "l2")
 _POSITIONS = ("alibi", "learned")
+_TIME_FACTORS = (2, 4)  # time path at L/4 or L/8; the space path (L/16) must stay coarser
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ class ModelConfig:
     summary_queries: K > 1 cuts the valid period into K equal sub-periods, one query each
     (from its own timecodes); their summaries go side by side into the head's output
     projection, so the summary says when something was seen (1: the single period query).
+    time_factor: the time path's cell in precision cells: 4 (L/8, cells of 8 x 8 px, the
+    default) or 2 (L/4, 4 x 4 px, for small parcels; about 4x the time path's work). The
+    space path stays at L/16 either way, so the two coarse paths never share a resolution
+    and the space attention's cost and ALiBi grid are unchanged.
     kappa is the fixed vMF concentration of the training bottleneck.
     a, b, c, d weight reconstruction, batch uniformity, consistency and text.
     """
@@ -67,6 +72,7 @@ class ModelConfig:
     summary_width: int = 0
     summary_queries: int = 1
     mlp_ratio: float = 4.0
+    time_factor: int = 4
     timecode_dim: int = 32
     decoder_width: int = 64
     kappa: float = 8192.0
@@ -95,6 +101,8 @@ class ModelConfig:
             width = getattr(self, f"{name}_width")
             if width % heads:
                 raise ValueError(f"{name}_width {width} is not divisible by {name}_heads {heads}")
+        if self.time_factor not in _TIME_FACTORS:
+            raise ValueError(f"time_factor must be one of {_TIME_FACTORS}, got {self.time_factor}")
         if self.summary_queries < 1:
             raise ValueError(f"summary_queries must be >= 1, got {self.summary_queries}")
         if self.summary_width < 0:

@@ -7,6 +7,8 @@ Laplacian pyramid every block:
   precision  3x3 convs per frame at L/2        (N, P, L/2, L/2), N = B*T
   time       time-axial attention at L/8       (N, Tw, L/8, L/8), attention over T
   space      2D-ALiBi attention per frame, L/16 (N, S, L/16, L/16)
+`ModelConfig.time_factor` 2 moves the time path to L/4 (cells of 4 x 4 px instead of 8 x 8);
+the space path stays at L/16 either way (see ModelConfig).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from model.pyramid import LaplacianPyramid, Resample
 from model.timecode import timecode
 
 PATCH = 2  # input pixels per precision cell
-TIME_FACTOR, SPACE_FACTOR = 4, 2  # L/2 -> L/8 -> L/16
+SPACE_CELL = 16  # input pixels per space-path cell, whatever the time path's factor
 # inference works through the precision path in groups of frames this large, so that a group's
 # intermediates stay in the L3 cache (32 MiB on the 2-core test machine, shared with the rest of
 # the forward and with other processes): at 2 threads, B = 2, L = 128 (48 frames of 0.5 MiB)
@@ -46,6 +48,11 @@ class Encoded:
     features: torch.Tensor
     times: torch.Tensor
     key_ok: torch.Tensor
+
+
+def _factors(cfg: ModelConfig) -> tuple[int, int]:
+    """The pyramid's factors: precision (L/2) -> time path -> space path (L/16)."""
+    return cfg.time_factor, SPACE_CELL // (PATCH * cfg.time_factor)
 
 
 def _pool_any(mask: torch.Tensor, factor: int) -> torch.Tensor:
@@ -70,7 +77,8 @@ def _nhwc(x: torch.Tensor) -> torch.Tensor:
 
 class STPBlock(nn.Module):
     """One space-time-precision block. Precision features are (N, P, h2, w2) in channels_last
-    memory; time and space features are channels-last tensors (N, h8, w8, Tw), (N, h16, w16, S)."""
+    memory; time and space features are channels-last tensors (N, h8, w8, Tw), (N, h16, w16, S)
+    (h8 = h2 / time_factor: L/8 by default, L/4 with time_factor 2)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -79,7 +87,7 @@ class STPBlock(nn.Module):
         self.time = TransformerLayer(t, cfg.time_heads, cfg.mlp_ratio)
         self.time_cond = nn.Linear(cfg.timecode_dim, t)
         self.space = TransformerLayer(s, cfg.space_heads, cfg.mlp_ratio)
-        self.pyramid = LaplacianPyramid(p, (TIME_FACTOR, SPACE_FACTOR))
+        self.pyramid = LaplacianPyramid(p, _factors(cfg))
         self.p_to_t, self.p_to_s = nn.Linear(p, t), nn.Linear(p, s)
         self.t_to_p, self.s_to_p = nn.Linear(t, p), nn.Linear(s, p)
 
@@ -144,7 +152,8 @@ class STPEncoder(nn.Module):
         self.source_embed = nn.ParameterDict(
             {src.name: nn.Parameter(torch.randn(p) * 0.02) for src in cfg.sources})
         self.input_time = nn.Linear(cfg.timecode_dim, p)
-        self.stem_down8, self.stem_down16 = Resample(p, TIME_FACTOR, "down"), Resample(p, SPACE_FACTOR, "down")
+        time_f, space_f = _factors(cfg)
+        self.stem_down8, self.stem_down16 = Resample(p, time_f, "down"), Resample(p, space_f, "down")
         self.stem_t, self.stem_s = nn.Linear(p, t), nn.Linear(p, s)
         if cfg.position == "learned":  # baseline only: learned absolute positions at L/16
             self.pos_embed = nn.Parameter(torch.randn(1, s, cfg.position_grid, cfg.position_grid) * 0.02)
@@ -213,9 +222,9 @@ class STPEncoder(nn.Module):
             xs = xs + _nhwc(pos)
         else:
             space_mask = alibi_bias(h16, w16, self.cfg.space_heads, xs.device)[None]
-        # time attention: a frame is a key at an L/8 cell if it saw a valid pixel there;
+        # time attention: a frame is a key at a time-path cell if it saw a valid pixel there;
         # every query may see itself so that no row is empty (no NaN)
-        key8 = rearrange(_pool_any(valid, 2 * TIME_FACTOR), "b t h w -> b (h w) 1 1 t")
+        key8 = rearrange(_pool_any(valid, PATCH * self.cfg.time_factor), "b t h w -> b (h w) 1 1 t")
         eye = torch.eye(n_t, dtype=torch.bool, device=x.device)
         # as an additive bias, built once: the attention kernel would convert a bool mask every block
         time_mask = torch.where(key8 | eye, 0.0, float("-inf")).to(xt.dtype)  # (B, h8*w8, 1, T, T)
