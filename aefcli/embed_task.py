@@ -26,7 +26,6 @@ and the cube are opened once per process and cached.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from aefcli.heap import trims_when_grown
 from aefcli.tiling import Blender, Chunk, Layout, chunk_at, owned_windows, owners_of, targets
 
 EMBED_DIM = 64
@@ -102,43 +102,6 @@ def _set_threads(n: int) -> None:
 
     if n > 0 and torch.get_num_threads() != n:
         torch.set_num_threads(n)
-
-
-TRIM_AFTER_TASK = True  # benchmarks/embed_speed.py turns it off to compare allocator policies
-
-
-def _libc():
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        return libc if hasattr(libc, "malloc_trim") else None
-    except OSError:
-        return None
-
-
-def _trims(task):
-    """glibc: hand the heaps' freed memory back to the OS when a task ends (malloc_trim(0)).
-
-    Tasks allocate and free many large numpy buffers (decoded cube chunks, strips,
-    accumulators) from several threads; left to glibc, fragmented heaps made peak RSS
-    grow with the number of tasks (+55 % at 16x the area). Trimming once per task kept
-    it at +14-23 % (quiet machine) while the model's buffers stay on the heap between
-    batches: serving every buffer >= 1 MiB by mmap instead (the earlier fix) page-faulted
-    them in again for every batch, and `small` embedded 1.35-1.48x slower
-    (benchmarks/README.md, embed section). A no-op where glibc is absent.
-    """
-    @functools.wraps(task)
-    def run(*args, **kwargs):
-        try:
-            return task(*args, **kwargs)
-        finally:
-            libc = _cached(("libc",), _libc) if TRIM_AFTER_TASK else None
-            if libc is not None:
-                libc.malloc_trim(0)
-
-    return run
 
 
 @dataclass
@@ -277,7 +240,7 @@ def _extent(lay: Layout, chunk: Chunk, windows: list[tuple[int, int]]) -> tuple[
     return (r0, r1), (c0, c1)
 
 
-@_trims
+@trims_when_grown
 def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int]], *_deps: Any) -> dict[str, float]:
     """Run the model on the windows `chunk` owns that reach a chunk of `wanted`; save one part per wanted chunk.
 
@@ -367,7 +330,7 @@ def _add(stats: dict[str, Any], more: dict[str, Any]) -> None:
     stats["model_seconds"] += more["model_seconds"]
 
 
-@_trims
+@trims_when_grown
 def embed_chunk(job: EmbedJob, chunk: Chunk, *_deps: Any) -> dict[str, float]:
     """Blend one chunk from its parts and write it to the store (the dask task). Returns stats.
 

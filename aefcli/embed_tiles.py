@@ -198,6 +198,7 @@ def _overlapped(cfgs: list, done: Callable[[dict[str, Any]], None]) -> None:
     from aefcli import console
     from aefcli.embed import finish, start, workers
     from aefcli.embed_task import compute_windows, embed_chunk
+    from aefcli.heap import configure as configure_heap
     from aefcli.tiling import chunk_at
 
     todo, flights, ready, running = list(cfgs), [], [], {}
@@ -236,6 +237,7 @@ def _overlapped(cfgs: list, done: Callable[[dict[str, Any]], None]) -> None:
                 done(_guarded(f.cfg, lambda c: finish(f.plan, f.stats, time.perf_counter() - f.t0)))
 
     n = workers(cfgs[0])
+    configure_heap()  # before the pool's threads start
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="aef-tile") as pool:
         try:
             while todo or flights:

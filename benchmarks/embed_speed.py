@@ -130,7 +130,7 @@ def _timed_run(cfg, job) -> dict:
 
 def _malloc_policy(name: str) -> None:
     """How freed buffers go back to the OS (an experiment knob; "product" leaves the embed task's own
-    setting: malloc_trim(0) after every task).
+    setting: malloc_trim(0) after a task when the process outgrew its first task, `aefcli.heap`).
 
     glibc: nothing at all; mmap1m: M_MMAP_THRESHOLD 1 MiB (the product until session 3); mmap32m: 32 MiB; trim: glibc's defaults plus
     malloc_trim(0) after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX);
@@ -140,11 +140,11 @@ def _malloc_policy(name: str) -> None:
     import functools
 
     import aefcli.embed_dask
-    import aefcli.embed_task
+    import aefcli.heap
 
     if name == "product":
         return
-    aefcli.embed_task.TRIM_AFTER_TASK = False  # the task's own trim is never made
+    aefcli.heap.ENABLED = False  # the task's own trim is never made
     libc = ctypes.CDLL("libc.so.6")
     if name in ("mmap1m", "mmap32m"):
         libc.mallopt(-3, (1 if name == "mmap1m" else 32) * 2**20)

@@ -1,0 +1,135 @@
+"""Keep a long embed process's heap from growing with the number of tasks (glibc).
+
+Tasks allocate and free many large numpy buffers (decoded cube chunks, strips,
+accumulators, the model's activations) from several threads, and glibc keeps
+what they free in fragmented per-thread heaps: left alone, a 16x larger area
+ended its tasks at up to 1.45x the resident memory of the first task. Handing
+freed memory back after EVERY task (malloc_trim(0)) bounded that, but it also
+handed back the model's buffers, which the next task faulted in again: `small`
+ran ~15 % slower at 16x the area (benchmarks/README.md, embed section).
+
+So a local run sets glibc up to keep freed buffers for reuse (`configure`: one
+heap for all threads, no fresh mmap per buffer, no eager hand-back), and a task's
+end trims only when the process has grown: when its resident size exceeds the
+peak of its first task (the working set: model buffers, chunk cache, strips,
+accumulators) by more than TRIM_SLACK. Both are no-ops where glibc is absent.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import os
+import threading
+from typing import Any, Callable
+
+TRIM_SLACK = 128 * 2**20  # bytes of growth over the first task's working set tolerated before trimming
+ENABLED = True  # benchmarks/embed_speed.py turns it off to compare allocator policies
+# glibc settings of a local run (mallopt parameter number, value); glibc's defaults: one heap per
+# thread up to 8 per core, buffers >= 128 KiB-32 MiB (adaptive) from fresh mmaps, free heap tops
+# over 2x that handed back at once. A buffer that comes from a fresh mmap or a trimmed heap is
+# faulted in page by page again, each time.
+SETTINGS = (
+    ("MALLOC_ARENA_MAX", -8, 1),  # one heap: a buffer freed by one task serves the next on any thread
+    ("MALLOC_MMAP_THRESHOLD_", -3, 32 * 2**20),  # buffers up to 32 MiB (glibc's ceiling) from the heap
+    ("MALLOC_TRIM_THRESHOLD_", -1, 256 * 2**20),  # free heap top kept up to this; growth beyond: trim_if_grown
+)
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_LOCK = threading.Lock()
+_STATE: dict[str, Any] = {}
+
+
+def resident_bytes() -> int:
+    """This process's resident set size in bytes (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def peak_resident_bytes() -> int:
+    """This process's peak resident set size so far in bytes (VmHWM; 0 where unknown)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def _libc():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    except OSError:
+        return None
+    return libc if hasattr(libc, "malloc_trim") else None
+
+
+def _glibc():
+    with _LOCK:
+        if "libc" not in _STATE:
+            _STATE["libc"] = _libc()
+        return _STATE["libc"]
+
+
+def configure() -> None:
+    """Apply SETTINGS to this process before a local run's worker threads start (heaps are given
+    to threads at their first allocation), and to its child processes through the environment.
+    A setting the user made in the environment wins."""
+    if not ENABLED:
+        return
+    libc = _glibc()
+    for env, param, value in SETTINGS:
+        if env in os.environ:
+            continue
+        os.environ[env] = str(value)
+        if libc is not None and hasattr(libc, "mallopt"):
+            libc.mallopt(param, int(value))
+
+
+def trim_if_grown() -> bool:
+    """At a task's end: malloc_trim(0) when resident memory outgrew the first task's by TRIM_SLACK.
+
+    Returns whether it trimmed. The first call only records the working set: the process's
+    peak so far (model buffers, input strips, accumulators and parts of a whole task).
+    """
+    libc = _glibc()
+    with _LOCK:
+        rss = resident_bytes()
+        if libc is None or not ENABLED or rss == 0:
+            return False
+        base = _STATE.setdefault("working_set", max(rss, peak_resident_bytes()))
+        if rss <= base + TRIM_SLACK:
+            return False
+        libc.malloc_trim(0)
+        _STATE["trims"] = _STATE.get("trims", 0) + 1
+        return True
+
+
+def trims_when_grown(task: Callable) -> Callable:
+    """Decorator: `trim_if_grown()` after every call of `task`, however it ends."""
+
+    @functools.wraps(task)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        finally:
+            trim_if_grown()
+
+    return run
+
+
+def reset() -> None:
+    """Forget the recorded working set and trim count (a new run in the same process)."""
+    with _LOCK:
+        _STATE.pop("working_set", None)
+        _STATE.pop("trims", None)
+
+
+def trims() -> int:
+    """How many times tasks trimmed since the last `reset()`."""
+    return int(_STATE.get("trims", 0))
