@@ -28,14 +28,17 @@ LOG_OFFSET = 0.01
 TRANSFORMS = ("log", "identity")
 
 
-def forward(raw: np.ndarray, transform: str) -> np.ndarray:
-    """T(raw), float32, NaN kept. raw in physical units (reflectance or dB)."""
+def forward(raw: np.ndarray, transform: str, copy: bool = False) -> np.ndarray:
+    """T(raw), float32, NaN kept. raw in physical units (reflectance or dB).
+    copy: always a new array (never a view of raw), so the caller may work in place."""
     x = np.asarray(raw, dtype=np.float32)
     if transform == "log":
         with np.errstate(invalid="ignore"):
-            return np.log(np.maximum(x, 0.0) + np.float32(LOG_OFFSET)).astype(np.float32)
+            t = np.maximum(x, np.float32(0.0))
+            t += np.float32(LOG_OFFSET)
+            return np.log(t, out=t)
     if transform == "identity":
-        return x
+        return x.copy() if copy else x
     raise InputError(f"unknown value transform {transform!r}; expected one of {TRANSFORMS}")
 
 
@@ -107,7 +110,10 @@ def standardise(raw: np.ndarray, stats: NormStats, axis: int = -3) -> np.ndarray
     shape = _shape_for(stats, x.ndim, axis)
     mean = np.asarray(stats.mean, dtype=np.float32).reshape(shape)
     std = np.asarray(stats.std, dtype=np.float32).reshape(shape)
-    return ((forward(x, stats.transform) - mean) / std).astype(np.float32)
+    z = forward(x, stats.transform, copy=True)  # one new array, then in place: the same float32 ops, no temporaries
+    z -= mean
+    z /= std
+    return z
 
 
 def destandardise(z: np.ndarray, stats: NormStats, axis: int = -3) -> np.ndarray:
