@@ -34,7 +34,7 @@ def forward(raw: np.ndarray, transform: str, copy: bool = False) -> np.ndarray:
     x = np.asarray(raw, dtype=np.float32)
     if transform == "log":
         with np.errstate(invalid="ignore"):
-            t = np.maximum(x, np.float32(0.0))
+            t = np.maximum(x, np.float32(0.0), out=np.empty_like(x))  # an array even for a 0-d input
             t += np.float32(LOG_OFFSET)
             return np.log(t, out=t)
     if transform == "identity":
