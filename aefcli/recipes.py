@@ -42,8 +42,12 @@ RECIPES["cpu-s1"] = {**RECIPES["cpu-wide"], "sources": ("s1", "s2"), "source_wei
 # 3000 steps (benchmarks/README.md, "Session-3")
 RECIPES["cpu-q12"] = {**RECIPES["cpu"], "model_overrides": dict(c=0.2, summary_queries=12)}
 # `cpu-q12` with the time path at L/4 (4 x 4 px cells instead of 8 x 8), so that small parcels are
-# not averaged with their neighbours before time attention: figures pending (session 4)
+# not averaged with their neighbours before time attention: 0.351 / 0.506 / 0.616 at 1000 steps,
+# no better than `cpu-q12` (benchmarks/README.md, "Session-4/5")
 RECIPES["cpu-q12-t2"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, time_factor=2)}
+# `cpu-q12` that also decodes the valid period's profile (12 bins, each the median of its clear
+# observations) from every embedding, beside the 8 held-out frames: figures pending (session 5)
+RECIPES["cpu-q12-p12"] = {**RECIPES["cpu-q12"], "profile_targets": 12}
 
 
 def recipe_names() -> tuple[str, ...]:

@@ -47,7 +47,9 @@ class SamplingConfig:
     min_valid: fraction of the window's pixels that need a valid observation;
     period_days: (shortest, longest) support period; min_valid_days: shortest valid period;
     drop_frame_p: chance that the student loses each frame under frame dropout;
-    cache_mb: RAM per cube for holding its sources in memory (small cubes: every window a slice).
+    cache_mb: RAM per cube for holding its sources in memory (small cubes: every window a slice);
+    profile_targets: 0, or N extra targets per source: the valid period cut into N equal bins,
+    each bin's per-pixel median of the window's clear observations, decoded at the bin's middle.
     """
 
     window: int = 64
@@ -60,6 +62,7 @@ class SamplingConfig:
     drop_frame_p: float = 0.5
     tries: int = 20
     cache_mb: int = 2048
+    profile_targets: int = 0
 
     def __post_init__(self) -> None:
         if self.window < 8:
@@ -75,6 +78,8 @@ class SamplingConfig:
             raise InputError(f"period_days must satisfy 0 < shortest <= longest, got {self.period_days}")
         if not 0 <= self.drop_frame_p < 1:
             raise InputError(f"drop_frame_p must lie in [0, 1), got {self.drop_frame_p}")
+        if self.profile_targets < 0:
+            raise InputError(f"--profile-targets must be 0 (off) or more, got {self.profile_targets}")
 
 
 @dataclass(frozen=True)
@@ -177,10 +182,14 @@ class WindowSampler:
             rest = np.setdiff1d(usable, held)
             if len(rest) > cfg.max_frames:
                 rest = np.sort(rng.choice(rest, cfg.max_frames, replace=False))
-            if len(held):
+            if cfg.profile_targets:
+                held_and_profile = [take(w, held), profile(take(w, usable), valid_period, cfg.profile_targets)]
+                targets[s] = concat(held_and_profile)
+            elif len(held):
                 targets[s] = take(w, held)
             if len(rest):
                 teacher[s] = take(w, rest)
+        targets = {s: t for s, t in targets.items() if len(t.times)}
         if not targets or not teacher:
             return None
         text = -1
@@ -196,6 +205,43 @@ def take(win: "SourceWindow", idx: np.ndarray) -> "SourceWindow":
     from dataclasses import replace
 
     return replace(win, values=win.values[idx], valid=win.valid[idx], times=win.times[idx])
+
+
+def profile(win: "SourceWindow", period: tuple[float, float], bins: int) -> "SourceWindow":
+    """The window's temporal profile over `period` (days [start, end)): `bins` equal bins, each the
+    per-pixel median of the valid observations in it, timed at the bin's middle.
+
+    A denoised, whole-period reconstruction target (a learned counterpart of the monthly
+    composite): decoding it from one embedding makes the embedding keep the period's profile,
+    not only the few dates held out. Bins with no valid observation are left out.
+    """
+    from dataclasses import replace
+
+    edges = np.linspace(period[0], period[1], bins + 1)
+    which = np.searchsorted(edges, to_days(win.times), side="right") - 1
+    t, c, h, w = win.values.shape
+    values = np.zeros((bins, c, h, w), np.float32)
+    valid = np.zeros((bins, h, w), bool)
+    for b in np.unique(which[(which >= 0) & (which < bins)]):
+        frames = which == b
+        obs = np.where(win.valid[frames][:, None], win.values[frames], np.nan)
+        seen = win.valid[frames].any(0)
+        med = np.nanmedian(obs[:, :, seen], axis=0) if seen.any() else None  # (C, n) where seen
+        if med is not None:
+            values[b][:, seen] = med
+            valid[b] = seen
+    keep = valid.any((1, 2))
+    middle = (edges[:-1] + edges[1:]) / 2
+    times = (np.round(middle * 86_400).astype(np.int64).astype("datetime64[s]")).astype("datetime64[ns]")
+    return replace(win, values=values[keep], valid=valid[keep], times=times[keep])
+
+
+def concat(wins: Sequence["SourceWindow"]) -> "SourceWindow":
+    """Frames of several windows of one source, one after the other (not re-sorted)."""
+    from dataclasses import replace
+
+    return replace(wins[0], values=np.concatenate([w.values for w in wins]),
+                   valid=np.concatenate([w.valid for w in wins]), times=np.concatenate([w.times for w in wins]))
 
 
 def draw_periods(cube: "Cube", sources: Sequence[str], cfg: SamplingConfig,

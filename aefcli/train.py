@@ -39,7 +39,8 @@ class TrainConfig:
     window: L in pixels; batch_size: windows per step per process;
     lr: peak learning rate; warmup: warm-up steps (None: 5 % of steps, at most 500);
     checkpoint_every: steps between checkpoints; workers: DataLoader worker processes;
-    max_frames / max_targets: input / held-out frames per source and window; support_days:
+    max_frames / max_targets: input / held-out frames per source and window; profile_targets: 0 or
+    N whole-period profile bins decoded as extra targets (`aefcli.sampling.profile`); support_days:
     (shortest, longest) support period; drop_frame_p: the student's frame dropout; min_valid:
     share of a window's pixels that need a valid observation (see `aefcli.sampling`);
     threads: torch intra-op threads of the training process (0: torch's default);
@@ -70,6 +71,7 @@ class TrainConfig:
     eval_every: int = 0
     max_frames: int = 16
     max_targets: int = 2
+    profile_targets: int = 0
     support_days: tuple[float, float] = (180.0, 365.0)
     drop_frame_p: float = 0.5
     min_valid: float = 0.3
@@ -108,7 +110,7 @@ class TrainConfig:
         from aefcli.sampling import SamplingConfig
 
         return SamplingConfig(window=self.window, batch_size=self.batch_size, max_frames=self.max_frames,
-                              max_targets=self.max_targets, period_days=tuple(self.support_days),
+                              max_targets=self.max_targets, profile_targets=self.profile_targets, period_days=tuple(self.support_days),
                               drop_frame_p=self.drop_frame_p, min_valid=self.min_valid, cache_mb=self.cache_mb)
 
     @property

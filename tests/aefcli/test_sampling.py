@@ -87,3 +87,41 @@ def test_bad_inputs_are_one_line_errors(cube_path, tmp_path):
     cloudy = make_cube(tmp_path / "cloudy.zarr", size=24, cloud=1.01, sources=("s2",), s2_norm=norm)
     with pytest.raises(DataError, match="window"):
         WindowSampler([cloudy], ("s2",), open_cube(cloudy).norm, SamplingConfig(window=16, tries=3)).batch(0)
+
+
+def _window(days, values, valid):
+    from aefcli.io.cube import SourceWindow
+
+    times = (np.round(np.asarray(days) * 86_400).astype(np.int64).astype("datetime64[s]")).astype("datetime64[ns]")
+    return SourceWindow(np.asarray(values, np.float32), np.asarray(valid, bool), times, ("b",))
+
+
+def test_profile_is_the_median_of_each_bins_valid_observations():
+    from aefcli.sampling import profile
+
+    # 5 frames of a 1-band 1 x 2 window; bins [0, 10) and [10, 20), and nothing in [20, 30)
+    days = [1.0, 2.0, 3.0, 12.0, 14.0]
+    values = np.array([1.0, 5.0, 100.0, 7.0, 9.0])[:, None, None, None] * np.ones((1, 1, 1, 2))
+    valid = np.ones((5, 1, 2), bool)
+    valid[2, 0, 1] = False  # the cloud (100) at pixel 1 must not enter its median
+    valid[3:, 0, 0] = False  # pixel 0 has no clear view in the second bin
+    out = profile(_window(days, values, valid), (0.0, 30.0), 3)
+    assert len(out.times) == 2, "the empty third bin is left out"
+    np.testing.assert_allclose(to_days(out.times), [5.0, 15.0])
+    np.testing.assert_allclose(out.values[0, 0, 0], [5.0, 3.0])  # median(1, 5, 100); median(1, 5)
+    assert out.valid[1].tolist() == [[False, True]]
+    assert out.values[1, 0, 0, 1] == 8.0 and out.values[1, 0, 0, 0] == 0.0  # invalid stays 0
+
+
+def test_profile_targets_are_added_beside_held_out_frames(cube_path):
+    plain = sampler(cube_path, max_targets=1).batch(2)
+    with_profile = sampler(cube_path, max_targets=1, profile_targets=4).batch(2)
+    assert torch.equal(plain.teacher.sources["s2"].values, with_profile.teacher.sources["s2"].values)
+    for name, tgt in with_profile.targets.items():
+        extra = tgt.present.sum(1) - plain.targets[name].present.sum(1) if name in plain.targets else tgt.present.sum(1)
+        assert (extra >= 1).all() and (extra <= 4).all()
+        lo, hi = with_profile.teacher.period[:, :1], with_profile.teacher.period[:, 1:]
+        times = tgt.times[tgt.present]
+        assert ((times >= lo.expand_as(tgt.times)[tgt.present]) & (times < hi.expand_as(tgt.times)[tgt.present])).all()
+    with pytest.raises(InputError):
+        SamplingConfig(profile_targets=-1)
