@@ -11,6 +11,7 @@ from model.batch import VideoBatch
 from model.config import ModelConfig
 from model.decoder import Decoder
 from model.encoder import STPEncoder
+from model.smoothing import edge_aware_smooth
 from model.summary import SummaryHead
 from model.vmf import sample_vmf
 
@@ -37,10 +38,15 @@ class EmbeddingFieldModel(nn.Module):
     inference_batch: int = 2
 
     def forward(self, video: VideoBatch) -> torch.Tensor:
-        """video -> mu (B, L, L, embed_dim), float32 unit vectors."""
+        """video -> mu (B, L, L, embed_dim), float32 unit vectors; without autograd (inference)
+        edge-aware smoothed when the config asks for it (`model.smoothing`)."""
         b = video.batch_size
-        if torch.is_grad_enabled() or b <= self.inference_batch:
+        if torch.is_grad_enabled():  # training learns the unsmoothed field
             return self.summary(self.encoder(video), video.period)
+        if b <= self.inference_batch:
+            cfg = self.cfg
+            mu = self.summary(self.encoder(video), video.period)
+            return edge_aware_smooth(mu, cfg.smooth_radius, cfg.smooth_tau, cfg.smooth_passes)
         groups = torch.arange(b, device=video.period.device).split(self.inference_batch)
         return torch.cat([self(video.select(index)) for index in groups])
 
