@@ -192,13 +192,15 @@ def run_benchmark(patch: Path, work: Path, checkpoint: Path | None = None, recip
     control = random_checkpoint(checkpoint, work / "random" / "checkpoint.safetensors")
     period = f"{year}-01-01/{year + 1}-01-01"
     cubes: dict[str, Path] = {}
-    # embed with windows of the size the model was trained on (its space path saw that many tokens)
+    # embed with windows of the size the model was trained on (its space path saw that many tokens),
+    # half of each overlapping the next: every pixel is blended mostly from windows that see it far
+    # from their edges (a smoothed field, ModelConfig.smooth_radius, is replicated at a window's edge)
     window = int(min(64, max(16, load_checkpoint(checkpoint).train_args.get("window", 64))))
     t0 = time.perf_counter()
     for name, ckpt in (("aef", checkpoint), ("aef-random", control)):
         cubes[name] = work / f"{name}.zarr"
         embed.run(embed.EmbedConfig(checkpoint=Path(ckpt), out=cubes[name], period=period, cube=cube, bbox=bbox,
-                                    window=window, overlap=window // 4, chunk=64, batch_size=4, overwrite=True,
+                                    window=window, overlap=window // 2, chunk=64, batch_size=4, overwrite=True,
                                     device="cpu"))
     _stage("embed", t0, timings)
     t0 = time.perf_counter()
