@@ -45,6 +45,9 @@ RECIPES["cpu-q12"] = {**RECIPES["cpu"], "model_overrides": dict(c=0.2, summary_q
 # not averaged with their neighbours before time attention: 0.351 / 0.506 / 0.616 at 1000 steps,
 # no better than `cpu-q12` (benchmarks/README.md, "Session-4/5")
 RECIPES["cpu-q12-t2"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, time_factor=2)}
+# `cpu-q12` whose inference field is edge-aware smoothed (model.smoothing: radius 6 px every 2nd
+# offset, tau 0.3, 2 passes; training is unchanged): figures pending (session 5)
+RECIPES["cpu-q12-s"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6)}
 # `cpu-q12` that also decodes the valid period's profile (12 bins, each the median of its clear
 # observations) from every embedding, beside the 8 held-out frames: figures pending (session 5)
 RECIPES["cpu-q12-p12"] = {**RECIPES["cpu-q12"], "profile_targets": 12}

@@ -56,7 +56,7 @@ class ModelConfig:
     default) or 2 (L/4, 4 x 4 px, for small parcels; about 4x the time path's work). The
     space path stays at L/16 either way, so the two coarse paths never share a resolution
     and the space attention's cost and ALiBi grid are unchanged.
-    smooth_radius / smooth_tau / smooth_passes: the inference field's edge-aware smoothing
+    smooth_radius / smooth_tau / smooth_passes / smooth_step: the inference field's edge-aware smoothing
     (`model.smoothing.edge_aware_smooth`; radius 0, the default, is off). It has no weights and
     training learns the unsmoothed field; every no-grad forward (`aef embed`, the training
     probe) returns the smoothed one.
@@ -79,7 +79,8 @@ class ModelConfig:
     time_factor: int = 4
     smooth_radius: int = 0
     smooth_tau: float = 0.3
-    smooth_passes: int = 3
+    smooth_passes: int = 2
+    smooth_step: int = 2
     timecode_dim: int = 32
     decoder_width: int = 64
     kappa: float = 8192.0
@@ -110,8 +111,8 @@ class ModelConfig:
                 raise ValueError(f"{name}_width {width} is not divisible by {name}_heads {heads}")
         if self.time_factor not in _TIME_FACTORS:
             raise ValueError(f"time_factor must be one of {_TIME_FACTORS}, got {self.time_factor}")
-        if self.smooth_radius < 0 or self.smooth_passes < 1 or not self.smooth_tau > 0:
-            raise ValueError("smooth_radius must be >= 0 (0: off), smooth_passes >= 1 and smooth_tau > 0")
+        if self.smooth_radius < 0 or self.smooth_passes < 1 or self.smooth_step < 1 or not self.smooth_tau > 0:
+            raise ValueError("smooth_radius must be >= 0 (0: off), smooth_passes and smooth_step >= 1, smooth_tau > 0")
         if self.summary_queries < 1:
             raise ValueError(f"summary_queries must be >= 1, got {self.summary_queries}")
         if self.summary_width < 0:

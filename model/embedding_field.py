@@ -46,7 +46,7 @@ class EmbeddingFieldModel(nn.Module):
         if b <= self.inference_batch:
             cfg = self.cfg
             mu = self.summary(self.encoder(video), video.period)
-            return edge_aware_smooth(mu, cfg.smooth_radius, cfg.smooth_tau, cfg.smooth_passes)
+            return edge_aware_smooth(mu, cfg.smooth_radius, cfg.smooth_tau, cfg.smooth_passes, cfg.smooth_step)
         groups = torch.arange(b, device=video.period.device).split(self.inference_batch)
         return torch.cat([self(video.select(index)) for index in groups])
 

@@ -30,6 +30,15 @@ def test_noise_is_averaged_out_within_a_parcel_but_not_across_its_border(gen):
     assert (box[0, :, 11] @ a).mean() < 0.9
 
 
+def test_sparse_offsets_smooth_nearly_as_the_full_neighbourhood(gen):
+    field, a, _ = two_parcels(0.15, gen)
+    full = edge_aware_smooth(field, radius=4, tau=0.3, passes=2)
+    sparse = edge_aware_smooth(field, radius=4, tau=0.3, passes=2, step=2)
+    agree = (full * sparse).sum(-1)
+    assert agree.mean() > 0.98 and agree.min() > 0.95
+    assert (sparse[0, :, 2:10] @ a).mean() > (field[0, :, 2:10] @ a).mean() + 0.01
+
+
 def test_radius_zero_is_the_identity(gen):
     field, _, _ = two_parcels(0.3, gen)
     assert edge_aware_smooth(field, radius=0, tau=0.3, passes=3) is field
@@ -43,16 +52,16 @@ def test_the_model_smooths_only_its_inference_field():
     video = random_video(cfg, batch=3, size=16)  # 3 > inference_batch: the grouped path too
     with torch.no_grad():
         smoothed, raw = model(video), plain(video)
-    torch.testing.assert_close(smoothed, edge_aware_smooth(raw, 2, cfg.smooth_tau, cfg.smooth_passes))
+    torch.testing.assert_close(smoothed, edge_aware_smooth(raw, 2, cfg.smooth_tau, cfg.smooth_passes, cfg.smooth_step))
     assert not torch.allclose(smoothed, raw, atol=1e-3)
     torch.testing.assert_close(model(video), plain(video))  # with autograd: training's field, unsmoothed
 
 
 def test_old_configs_load_with_smoothing_off_and_bad_values_are_refused():
     old = preset("tiny", SOURCES).to_dict()
-    for key in ("smooth_radius", "smooth_tau", "smooth_passes"):
+    for key in ("smooth_radius", "smooth_tau", "smooth_passes", "smooth_step"):
         del old[key]
     assert ModelConfig.from_dict(old).smooth_radius == 0
-    for bad in (dict(smooth_radius=-1), dict(smooth_tau=0.0), dict(smooth_passes=0)):
+    for bad in (dict(smooth_radius=-1), dict(smooth_tau=0.0), dict(smooth_passes=0), dict(smooth_step=0)):
         with pytest.raises(ValueError, match="smooth"):
             preset("tiny", SOURCES, **bad)
