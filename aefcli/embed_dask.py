@@ -75,9 +75,10 @@ def _local(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int, bar
     import dask
     from dask.callbacks import Callback
 
-    from aefcli.heap import configure as configure_heap
+    from aefcli import heap
 
-    configure_heap()  # before the scheduler's threads start (a cluster's workers are set up by whoever started them)
+    heap.configure()  # before the scheduler's threads start (a cluster's workers are set up by whoever started them)
+    heap.reset()  # this run's first tasks set the idle-memory base its trims compare with (`aefcli.heap`)
 
     class Progress(Callback):
         def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001 - dask's signature

@@ -10,9 +10,15 @@ ran ~15 % slower at 16x the area (benchmarks/README.md, embed section).
 
 So a local run sets glibc up to keep freed buffers for reuse (`configure`: one
 heap for all threads, no fresh mmap per buffer, no eager hand-back), and a task's
-end trims only when the process has grown: when its resident size exceeds the
-peak of its first task (the working set: model buffers, chunk cache, strips,
-accumulators) by more than TRIM_SLACK. Both are no-ops where glibc is absent.
+end trims only when the heap has grown: when its idle memory (resident, but held
+by no live allocation: freed buffers glibc keeps) exceeds the most seen at the
+ends of the first BASE_TASKS tasks by more than TRIM_SLACK. Memory the caller
+holds alive (a chunk cache filling up, a benchmark's inputs) is not idle and never
+triggers a trim, which could not hand it back anyway: session 4 compared resident
+size with the first task's peak, and the bare forward's inputs that embed_speed.py
+keeps between runs made the later runs trim 6-7 times each (the model faulting its
+buffers in again after each: ~0.3 s more system time per 1x run). Both are no-ops
+where glibc is absent.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ import os
 import threading
 from typing import Any, Callable
 
-TRIM_SLACK = 128 * 2**20  # bytes of growth over the first task's working set tolerated before trimming
+TRIM_SLACK = 128 * 2**20  # bytes of idle-memory growth over the first task's end tolerated before trimming
+BASE_TASKS = 4  # task ends whose idle memory sets the base
 ENABLED = True  # benchmarks/embed_speed.py turns it off to compare allocator policies
 # glibc settings of a local run (mallopt parameter number, value); glibc's defaults: one heap per
 # thread up to 8 per core, buffers >= 128 KiB-32 MiB (adaptive) from fresh mmaps, free heap tops
@@ -91,19 +98,42 @@ def configure() -> None:
             libc.mallopt(param, int(value))
 
 
-def trim_if_grown() -> bool:
-    """At a task's end: malloc_trim(0) when resident memory outgrew the first task's by TRIM_SLACK.
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
-    Returns whether it trimmed. The first call only records the working set: the process's
-    peak so far (model buffers, input strips, accumulators and parts of a whole task).
+
+def idle_bytes() -> int:
+    """Resident bytes not held by live malloc allocations: RSS - (heap bytes in use + mmapped
+    chunks in use) (glibc >= 2.33 mallinfo2). Where mallinfo2 is missing: the resident size."""
+    libc = _glibc()
+    rss = resident_bytes()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        return rss
+    libc.mallinfo2.restype = _MallInfo2
+    info = libc.mallinfo2()
+    return max(rss - int(info.uordblks) - int(info.hblkhd), 0)
+
+
+def trim_if_grown() -> bool:
+    """At a task's end: malloc_trim(0) when idle memory outgrew the base by TRIM_SLACK.
+
+    Returns whether it trimmed. The first BASE_TASKS calls only record the base: the
+    largest idle memory at their ends (freed strips, accumulators, model activations:
+    what the next tasks reuse; the heap reaches its working size while the first tasks
+    of all workers overlap, not at the end of the very first one).
     """
     libc = _glibc()
+    if libc is None or not ENABLED or resident_bytes() == 0:
+        return False
+    idle = idle_bytes()  # outside _LOCK: it takes the lock itself (through _glibc)
     with _LOCK:
-        rss = resident_bytes()
-        if libc is None or not ENABLED or rss == 0:
+        seen = _STATE.get("tasks_seen", 0)
+        if seen < BASE_TASKS:
+            _STATE["tasks_seen"] = seen + 1
+            _STATE["idle_base"] = max(_STATE.get("idle_base", 0), idle)
             return False
-        base = _STATE.setdefault("working_set", max(rss, peak_resident_bytes()))
-        if rss <= base + TRIM_SLACK:
+        if idle <= _STATE["idle_base"] + TRIM_SLACK:
             return False
         libc.malloc_trim(0)
         _STATE["trims"] = _STATE.get("trims", 0) + 1
@@ -124,9 +154,10 @@ def trims_when_grown(task: Callable) -> Callable:
 
 
 def reset() -> None:
-    """Forget the recorded working set and trim count (a new run in the same process)."""
+    """Forget the recorded base and trim count (a new run in the same process)."""
     with _LOCK:
-        _STATE.pop("working_set", None)
+        _STATE.pop("idle_base", None)
+        _STATE.pop("tasks_seen", None)
         _STATE.pop("trims", None)
 
 

@@ -28,16 +28,21 @@ LOG_OFFSET = 0.01
 TRANSFORMS = ("log", "identity")
 
 
-def forward(raw: np.ndarray, transform: str, copy: bool = False) -> np.ndarray:
+def forward(raw: np.ndarray, transform: str, copy: bool = False, out: np.ndarray | None = None) -> np.ndarray:
     """T(raw), float32, NaN kept. raw in physical units (reflectance or dB).
-    copy: always a new array (never a view of raw), so the caller may work in place."""
+    copy: always a new array (never a view of raw), so the caller may work in place.
+    out: a float32 array of raw's shape to write T(raw) into (may be raw itself); returned."""
     x = np.asarray(raw, dtype=np.float32)
     if transform == "log":
         with np.errstate(invalid="ignore"):
-            t = np.maximum(x, np.float32(0.0), out=np.empty_like(x))  # an array even for a 0-d input
+            t = np.maximum(x, np.float32(0.0), out=np.empty_like(x) if out is None else out)  # an array even for a 0-d input
             t += np.float32(LOG_OFFSET)
             return np.log(t, out=t)
     if transform == "identity":
+        if out is not None:
+            if out is not x:
+                np.copyto(out, x)
+            return out
         return x.copy() if copy else x
     raise InputError(f"unknown value transform {transform!r}; expected one of {TRANSFORMS}")
 
@@ -102,15 +107,22 @@ def _shape_for(stats: NormStats, ndim: int, axis: int) -> tuple[int, ...]:
     return tuple(shape)
 
 
-def standardise(raw: np.ndarray, stats: NormStats, axis: int = -3) -> np.ndarray:
-    """(T(raw) - mean) / std, float32; `axis` is the band axis ((T, C, y, x) -> -3). NaN stays NaN."""
+def standardise(raw: np.ndarray, stats: NormStats, axis: int = -3, in_place: bool = False) -> np.ndarray:
+    """(T(raw) - mean) / std, float32; `axis` is the band axis ((T, C, y, x) -> -3). NaN stays NaN.
+
+    in_place: overwrite raw (a writable float32 array the caller owns, e.g. a freshly decoded
+    chunk) and return it: no second array of its size. The bits are the same either way.
+    """
     x = np.asarray(raw)
     if x.shape[axis] != len(stats.bands):
         raise DataError(f"array has {x.shape[axis]} bands on axis {axis}, statistics have {len(stats.bands)}")
+    if in_place and (x.dtype != np.float32 or not x.flags.writeable):
+        raise InputError(f"standardise in place needs a writable float32 array, got {x.dtype}")
     shape = _shape_for(stats, x.ndim, axis)
     mean = np.asarray(stats.mean, dtype=np.float32).reshape(shape)
     std = np.asarray(stats.std, dtype=np.float32).reshape(shape)
-    z = forward(x, stats.transform, copy=True)  # one new array, then in place: the same float32 ops, no temporaries
+    # one array (a new one, or raw's own), then in place: the same float32 ops, no temporaries
+    z = forward(x, stats.transform, out=x) if in_place else forward(x, stats.transform, copy=True)
     z -= mean
     z /= std
     return z

@@ -26,17 +26,37 @@ def test_resident_bytes_follow_touched_memory():
     del block
 
 
-def test_trims_only_when_grown_past_the_first_tasks_peak(fresh, monkeypatch):
+def test_trims_only_when_grown_past_the_first_tasks_end(fresh, monkeypatch):
     monkeypatch.setattr(heap, "TRIM_SLACK", 32 * 2**20)
-    assert heap.trim_if_grown() is False  # the first task's end records the working set
+    for _ in range(heap.BASE_TASKS):  # the first tasks' ends record the base
+        assert heap.trim_if_grown() is False
+    assert heap._STATE["tasks_seen"] == heap.BASE_TASKS and heap._STATE["idle_base"] > 0
     assert heap.trim_if_grown() is False and heap.trims() == 0  # no growth: nothing handed back
-    monkeypatch.setitem(heap._STATE, "working_set", heap.resident_bytes() - 64 * 2**20)  # as if 64 MiB were gained
+    monkeypatch.setitem(heap._STATE, "idle_base", heap.idle_bytes() - 64 * 2**20)  # as if 64 MiB idle were gained
     assert heap.trim_if_grown() is True and heap.trims() == 1
+
+
+def test_memory_held_alive_never_trims_freed_heap_memory_does(fresh, monkeypatch):
+    """Live data (a cache filling up, a caller's arrays) is not idle; buffers glibc keeps after free are."""
+    monkeypatch.setattr(heap, "TRIM_SLACK", 64 * 2**20)
+    for _ in range(heap.BASE_TASKS):
+        assert heap.trim_if_grown() is False  # the base
+    held = np.ones(192 * 2**20 // 8)  # 192 MiB resident and alive
+    assert heap.trim_if_grown() is False and heap.trims() == 0
+    del held
+    blocks = [np.ones(100 * 1024 // 8) for _ in range(1920)]  # 192 MiB of heap blocks (below the mmap threshold)
+    pin = np.ones(100 * 1024 // 8)  # keeps the blocks below the heap's top, so free() cannot hand them back itself
+    before = heap.idle_bytes()
+    del blocks
+    assert heap.idle_bytes() - before > 160 * 2**20  # freed, still resident: idle
+    assert heap.trim_if_grown() is True and heap.trims() == 1
+    assert heap.idle_bytes() < before + 64 * 2**20  # handed back to the OS
+    del pin
 
 
 def test_disabled_policy_never_trims(fresh, monkeypatch):
     monkeypatch.setattr(heap, "ENABLED", False)
-    heap._STATE["working_set"] = 0
+    heap._STATE.update(idle_base=0, tasks_seen=heap.BASE_TASKS)
     assert heap.trim_if_grown() is False and heap.trims() == 0
 
 

@@ -59,6 +59,7 @@ def test_overlapping_and_concurrent_reads_decode_each_store_chunk_once(tmp_path)
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(read, strips * 2))  # each strip twice, four readers at once
     assert cube.chunks_decoded == 4 * 9  # frames x store chunks: every one decoded once, whatever the overlaps
+    assert None not in cube._readers["s2"]  # decoded straight from the chunk files (aefcli.io.chunk_decode)
     for rc, win in zip(strips * 2, got):
         want = direct.read_window("s2", *rc, period=period)
         np.testing.assert_array_equal(win.values, want.values)

@@ -1,0 +1,53 @@
+"""Direct whole-chunk reads of local Zarr v3 arrays equal zarr's own reads; other layouts are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from aefcli.io.chunk_decode import chunk_reader
+
+
+@pytest.mark.parametrize("compressed", [True, False])
+@pytest.mark.parametrize("dtype", ["float32", "bool", "int16"])
+def test_reads_equal_zarr_including_edge_and_unwritten_chunks(tmp_path, dtype, compressed):
+    rng = np.random.default_rng(0)
+    shape, chunks = (3, 2, 70, 50), (1, 2, 32, 32)  # edge chunks in y and x
+    fill = False if dtype == "bool" else (np.nan if dtype == "float32" else -7)
+    arr = zarr.create_array(tmp_path / "a.zarr", shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                            compressors=zarr.codecs.ZstdCodec(level=1) if compressed else None)
+    data = (rng.random(shape) * 1000).astype(dtype)
+    arr[:2] = data[:2]  # frame 2 is never written: its chunks are the fill value
+    reader = chunk_reader(zarr.open_array(tmp_path / "a.zarr", mode="r"))
+    assert reader is not None
+    for t in range(3):
+        for cy in range(3):
+            for cx in range(2):
+                got = reader.read((t, 0, cy, cx))
+                assert got.shape == chunks and got.dtype == np.dtype(dtype)
+                y, x = slice(cy * 32, min(cy * 32 + 32, 70)), slice(cx * 32, min(cx * 32 + 32, 50))
+                want = np.asarray(arr[t : t + 1, :, y, x])
+                np.testing.assert_array_equal(got[:, :, : y.stop - y.start, : x.stop - x.start], want)
+                if t == 2:
+                    np.testing.assert_array_equal(got, np.full(chunks, fill, dtype))
+
+
+def test_other_layouts_go_through_zarr(tmp_path):
+    blosc = zarr.create_array(tmp_path / "b.zarr", shape=(64,), chunks=(32,), dtype="float32",
+                              compressors=zarr.codecs.BloscCodec())
+    sharded = zarr.create_array(tmp_path / "s.zarr", shape=(64,), chunks=(16,), shards=(32,), dtype="float32")
+    in_memory = zarr.create_array(zarr.storage.MemoryStore(), shape=(64,), chunks=(32,), dtype="float32")
+    big_endian = zarr.create_array(tmp_path / "e.zarr", shape=(64,), chunks=(32,), dtype=">f4",
+                                   serializer=zarr.codecs.BytesCodec(endian="big"))
+    v2 = zarr.create_array(tmp_path / "v2.zarr", shape=(64,), chunks=(32,), dtype="float32", zarr_format=2)
+    for arr in (blosc, sharded, in_memory, big_endian, v2):
+        assert chunk_reader(arr) is None, arr
+
+
+def test_a_corrupt_chunk_raises(tmp_path):
+    arr = zarr.create_array(tmp_path / "a.zarr", shape=(8, 8), chunks=(8, 8), dtype="float32")
+    arr[:] = 1.0
+    (tmp_path / "a.zarr" / "c" / "0" / "0").write_bytes(b"not zstd")
+    with pytest.raises(Exception):
+        chunk_reader(arr).read((0, 0))
