@@ -20,7 +20,9 @@ process so peak RSS is its own.
   (`run()`'s own figure), `run_px_per_s` the whole first `run()` call (plan,
   store template, tasks, completion mark); imports happen before the clock.
   `frame_chunks_decoded` vs `frame_chunks_in_cube`: store chunks decoded by the
-  first run vs one decode of the whole cube.
+  first run vs one decode of the whole cube; `trims`: malloc_trim calls of a run
+  (`aefcli.heap`). The run's allocator settings apply from the process start (before
+  the warm-up), as a run applies them before its first task.
 - scaling: peak RSS and wall time for an area of size^2 vs (scale size)^2, both
   with several chunks (size / chunk per side) and the same workers; goals
   RSS <= 1.25x, time <= 17x for scale 4.
@@ -125,12 +127,15 @@ def _timed_run(cfg, job) -> dict:
         result = run(cfg)
     finally:
         aefcli.embed_dask.run_tasks = tasks
-    return {**result, "cpu_s": cpu[0], "decoded": getattr(_cube(job.cube), "chunks_decoded", -1)}
+    import aefcli.heap
+
+    return {**result, "cpu_s": cpu[0], "decoded": getattr(_cube(job.cube), "chunks_decoded", -1),
+            "trims": aefcli.heap.trims()}  # this run's (a local run re-bases the heap policy)
 
 
 def _malloc_policy(name: str) -> None:
-    """How freed buffers go back to the OS (an experiment knob; "product" leaves the embed task's own
-    setting: malloc_trim(0) after a task when the process outgrew its first task, `aefcli.heap`).
+    """How freed buffers go back to the OS (an experiment knob; "product": the embed run's own settings,
+    `aefcli.heap`: one heap, 32 MiB mmap threshold, malloc_trim(0) after a task when idle memory grew).
 
     glibc: nothing at all; mmap1m: M_MMAP_THRESHOLD 1 MiB (the product until session 3); mmap32m: 32 MiB; trim: glibc's defaults plus
     malloc_trim(0) after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX);
@@ -143,6 +148,10 @@ def _malloc_policy(name: str) -> None:
     import aefcli.heap
 
     if name == "product":
+        # the run's allocator settings from the start, as a run sets them before its first task:
+        # the warm-up's forwards then leave the model's buffers in the heap the tasks use (applied
+        # only by the run itself, the first run alone grew that heap: ~60k page faults more)
+        aefcli.heap.configure()
         return
     aefcli.heap.ENABLED = False  # the task's own trim is never made
     libc = ctypes.CDLL("libc.so.6")
@@ -232,7 +241,7 @@ def child(args) -> None:
             "workers": args.workers, "dtype": args.dtype, "windows_run": first["windows"], "windows_unique": p.windows,
             "frame_chunks_decoded": first["decoded"], "frame_chunks_in_cube": _cube_frame_chunks(p.job),
             "wall_s": round(wall, 2), "run_px_per_s": round(first["pixels"] / wall, 1), "px_per_s": first["px_per_s"],
-            "peak_rss_mb": _peak_rss_mb()}
+            "peak_rss_mb": _peak_rss_mb(), "trims": first["trims"]}
     if args.bare:
         line.update(_pairs(args, cfg, p, first))
     if args.dtype == "int8":
@@ -281,7 +290,7 @@ def _pairs(args, cfg, p, first: dict) -> dict:
         bare_rate, bare_cpu = bare()
         pairs.append({"run_px_per_s": run["px_per_s"], "bare_px_per_s": round(bare_rate, 1),
                       "efficiency": round(run["px_per_s"] / bare_rate, 3),
-                      "cpu_efficiency": round(bare_cpu / run["cpu_s"], 3), "decoded": run["decoded"]})
+                      "cpu_efficiency": round(bare_cpu / run["cpu_s"], 3), "decoded": run["decoded"], "trims": run["trims"]})
     eff = sorted(q["efficiency"] for q in pairs)
     cpu_eff = sorted(q["cpu_efficiency"] for q in pairs)
     return {"torch_threads": torch.get_num_threads(), "tasks_at_once": workers,
