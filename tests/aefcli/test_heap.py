@@ -1,5 +1,6 @@
 """aefcli.heap: the embed tasks' allocator policy (glibc on Linux)."""
 
+import gc
 import os
 
 import numpy as np
@@ -19,10 +20,13 @@ def fresh(monkeypatch):
 
 
 def test_resident_bytes_follow_touched_memory():
+    gc.collect()  # earlier tests' garbage freed now, not while the block is measured
+    heap._glibc().malloc_trim(0)  # their freed buffers (kept by a run's heap settings) would serve the block
     before = heap.resident_bytes()
     block = np.ones(64 * 2**20 // 8)  # 64 MiB, every page touched
     assert heap.resident_bytes() - before > 48 * 2**20
-    assert heap.peak_resident_bytes() >= heap.resident_bytes()
+    rss = heap.resident_bytes()
+    assert heap.peak_resident_bytes() >= rss - 2**20  # VmHWM lags RSS by a few pages while other threads allocate
     del block
 
 
