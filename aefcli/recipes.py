@@ -46,10 +46,13 @@ RECIPES["cpu-q12"] = {**RECIPES["cpu"], "model_overrides": dict(c=0.2, summary_q
 # no better than `cpu-q12` (benchmarks/README.md, "Session-4/5")
 RECIPES["cpu-q12-t2"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, time_factor=2)}
 # `cpu-q12` whose inference field is edge-aware smoothed (model.smoothing: radius 6 px every 2nd
-# offset, tau 0.3, 2 passes; training is unchanged): figures pending (session 5)
+# offset, tau 0.3, 2 passes; training is unchanged): 0.365 / 0.584 / 0.702 at 1000 steps vs 0.378 /
+# 0.537 / 0.630 unsmoothed; resumed to 3000 steps 0.399 / 0.600 / 0.733 (best baseline 0.385 / 0.649 /
+# 0.722; benchmarks/README.md, "Sessions 4-5"). The default recipe of benchmarks/quality.py.
 RECIPES["cpu-q12-s"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6)}
 # `cpu-q12` that also decodes the valid period's profile (12 bins, each the median of its clear
-# observations) from every embedding, beside the 8 held-out frames: figures pending (session 5)
+# observations) from every embedding, beside the 8 held-out frames: 0.369 / 0.528 / 0.662 at 1000
+# steps (+0.03 max-shot over `cpu-q12`, inside the fold noise; not kept in `cpu-q12-s`)
 RECIPES["cpu-q12-p12"] = {**RECIPES["cpu-q12"], "profile_targets": 12}
 
 

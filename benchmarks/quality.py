@@ -1,6 +1,6 @@
 """Embedding quality on a real WorldCereal patch: aef vs designed features, AEF n-shot protocol.
 
-Usage: python benchmarks/quality.py PATCH_DIR [--checkpoint CKPT] [--recipe cpu] [--steps N] [--json]
+Usage: python benchmarks/quality.py PATCH_DIR [--checkpoint CKPT] [--recipe cpu-q12-s] [--steps N] [--json]
 
 The whole chain runs through the real local services: the patch's NetCDF files
 become COGs + a static STAC catalog (examples/worldcereal_to_stac.py), served as a
@@ -141,7 +141,7 @@ def _stage(name: str, t0: float, timings: dict) -> None:
     print(f"[quality] {name}: {timings[name]} s", file=sys.stderr, flush=True)
 
 
-def run_benchmark(patch: Path, work: Path, checkpoint: Path | None = None, recipe: str = "cpu",
+def run_benchmark(patch: Path, work: Path, checkpoint: Path | None = None, recipe: str = "cpu-q12-s",
                   steps: int | None = None, repeats: int = 3, draws: int = 5, cv: int = 4,
                   min_class: int = 20, probe_model: str = "logistic", threads: int = 0) -> dict[str, Any]:
     """Run the chain in `work` (reused: finished stages are skipped); returns the result dict."""
@@ -252,7 +252,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("patch_dir", type=Path)
     p.add_argument("--checkpoint", type=Path, default=None, help="score this checkpoint instead of training")
-    p.add_argument("--recipe", default="cpu", choices=recipe_names(), help="training recipe (aefcli/recipes.py)")
+    p.add_argument("--recipe", default="cpu-q12-s", choices=recipe_names(), help="training recipe (aefcli/recipes.py)")
     p.add_argument("--steps", type=int, default=None, help="override the recipe's training steps")
     p.add_argument("--work", type=Path, default=None, help="working folder (kept; finished stages are reused)")
     p.add_argument("--repeats", type=int, default=3, help="random blocked fold assignments")

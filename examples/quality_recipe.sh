@@ -5,7 +5,7 @@
 #   PATCH_DIR  a WorldCereal-format patch (default ../shared/data/worldcereal-flanders-2018)
 #   WORK_DIR   kept working folder (default $TMPDIR/aef-quality-RECIPE); the checkpoint lands in
 #              WORK_DIR/run-RECIPE/checkpoint.safetensors, the scores in WORK_DIR/result.json
-#   RECIPE     a name from aefcli/recipes.py (default cpu)
+#   RECIPE     a name from aefcli/recipes.py (default cpu-q12-s, the best measured)
 #
 # The model never sees a label: benchmarks/quality.py trains with `aefcli.recipes.train`
 # on the ingested cube alone; the crop-type labels only score the finished embeddings.
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PATCH=${1:-../shared/data/worldcereal-flanders-2018}
-RECIPE=${3:-cpu}
+RECIPE=${3:-cpu-q12-s}
 WORK=${2:-${TMPDIR:-/tmp}/aef-quality-$RECIPE}
 mkdir -p "$WORK"
 python benchmarks/quality.py "$PATCH" --recipe "$RECIPE" --work "$WORK" --json > "$WORK/result.json"
