@@ -30,7 +30,7 @@ import os
 import threading
 from typing import Any, Callable
 
-TRIM_SLACK = 128 * 2**20  # bytes of idle-memory growth over the first task's end tolerated before trimming
+TRIM_SLACK = 128 * 2**20  # bytes of idle-memory growth over the base tolerated before trimming
 BASE_TASKS = 4  # task ends whose idle memory sets the base
 ENABLED = True  # benchmarks/embed_speed.py turns it off to compare allocator policies
 # glibc settings of a local run (mallopt parameter number, value); glibc's defaults: one heap per
@@ -56,18 +56,6 @@ def resident_bytes() -> int:
         return 0
 
 
-def peak_resident_bytes() -> int:
-    """This process's peak resident set size so far in bytes (VmHWM; 0 where unknown)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
-
-
 def _libc():
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -79,7 +67,10 @@ def _libc():
 def _glibc():
     with _LOCK:
         if "libc" not in _STATE:
-            _STATE["libc"] = _libc()
+            libc = _libc()
+            if libc is not None and hasattr(libc, "mallinfo2"):
+                libc.mallinfo2.restype = _MallInfo2
+            _STATE["libc"] = libc
         return _STATE["libc"]
 
 
@@ -110,7 +101,6 @@ def idle_bytes() -> int:
     rss = resident_bytes()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return rss
-    libc.mallinfo2.restype = _MallInfo2
     info = libc.mallinfo2()
     return max(rss - int(info.uordblks) - int(info.hblkhd), 0)
 

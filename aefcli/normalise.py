@@ -117,7 +117,7 @@ def standardise(raw: np.ndarray, stats: NormStats, axis: int = -3, in_place: boo
     if x.shape[axis] != len(stats.bands):
         raise DataError(f"array has {x.shape[axis]} bands on axis {axis}, statistics have {len(stats.bands)}")
     if in_place and (x.dtype != np.float32 or not x.flags.writeable):
-        raise InputError(f"standardise in place needs a writable float32 array, got {x.dtype}")
+        raise ValueError(f"standardise in place needs a writable float32 array, got {x.dtype}")
     shape = _shape_for(stats, x.ndim, axis)
     mean = np.asarray(stats.mean, dtype=np.float32).reshape(shape)
     std = np.asarray(stats.std, dtype=np.float32).reshape(shape)

@@ -25,8 +25,6 @@ def test_resident_bytes_follow_touched_memory():
     before = heap.resident_bytes()
     block = np.ones(64 * 2**20 // 8)  # 64 MiB, every page touched
     assert heap.resident_bytes() - before > 48 * 2**20
-    rss = heap.resident_bytes()
-    assert heap.peak_resident_bytes() >= rss - 2**20  # VmHWM lags RSS by a few pages while other threads allocate
     del block
 
 
