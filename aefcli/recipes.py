@@ -50,6 +50,10 @@ RECIPES["cpu-q12-t2"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, su
 # 0.537 / 0.630 unsmoothed; resumed to 3000 steps (`--steps 3000`) 0.399 / 0.600 / 0.733 (best baseline 0.385 / 0.649 /
 # 0.722; benchmarks/README.md, "Sessions 4-5"). The default recipe of benchmarks/quality.py.
 RECIPES["cpu-q12-s"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6)}
+# `cpu-q12-s` whose training smooths the field too (ModelConfig.smooth_train): the losses see the
+# field inference returns, so per-pixel detail the filter removes is not worth learning
+RECIPES["cpu-q12-st"] = {**RECIPES["cpu-q12"],
+                         "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, smooth_train=True)}
 # `cpu-q12` that also decodes the valid period's profile (12 bins, each the median of its clear
 # observations) from every embedding, beside the 8 held-out frames: 0.369 / 0.528 / 0.662 at 1000
 # steps (+0.03 max-shot over `cpu-q12`, inside the fold noise; not kept in `cpu-q12-s`)

@@ -59,7 +59,8 @@ class ModelConfig:
     smooth_radius / smooth_tau / smooth_passes / smooth_step: the inference field's edge-aware smoothing
     (`model.smoothing.edge_aware_smooth`; radius 0, the default, is off). It has no weights and
     training learns the unsmoothed field; every no-grad forward (`aef embed`, the training
-    probe) returns the smoothed one.
+    probe) returns the smoothed one. smooth_train: training smooths too (the losses see the
+    field inference returns, so the model learns what survives the filter).
     kappa is the fixed vMF concentration of the training bottleneck.
     a, b, c, d weight reconstruction, batch uniformity, consistency and text.
     """
@@ -81,6 +82,7 @@ class ModelConfig:
     smooth_tau: float = 0.3
     smooth_passes: int = 2
     smooth_step: int = 2
+    smooth_train: bool = False
     timecode_dim: int = 32
     decoder_width: int = 64
     kappa: float = 8192.0

@@ -40,15 +40,19 @@ class EmbeddingFieldModel(nn.Module):
     def forward(self, video: VideoBatch) -> torch.Tensor:
         """video -> mu (B, L, L, embed_dim), float32 unit vectors; without autograd (inference)
         edge-aware smoothed when the config asks for it (`model.smoothing`)."""
-        b = video.batch_size
-        if torch.is_grad_enabled():  # training learns the unsmoothed field
-            return self.summary(self.encoder(video), video.period)
-        if b <= self.inference_batch:
-            cfg = self.cfg
+        b, cfg = video.batch_size, self.cfg
+        if torch.is_grad_enabled():  # training learns the unsmoothed field unless cfg.smooth_train
             mu = self.summary(self.encoder(video), video.period)
-            return edge_aware_smooth(mu, cfg.smooth_radius, cfg.smooth_tau, cfg.smooth_passes, cfg.smooth_step)
+            return self.smooth(mu) if cfg.smooth_train else mu
+        if b <= self.inference_batch:
+            return self.smooth(self.summary(self.encoder(video), video.period))
         groups = torch.arange(b, device=video.period.device).split(self.inference_batch)
         return torch.cat([self(video.select(index)) for index in groups])
+
+    def smooth(self, mu: torch.Tensor) -> torch.Tensor:
+        """The config's edge-aware smoothing of mu (B, L, L, E); the identity when smooth_radius is 0."""
+        cfg = self.cfg
+        return edge_aware_smooth(mu, cfg.smooth_radius, cfg.smooth_tau, cfg.smooth_passes, cfg.smooth_step)
 
     def sample(self, mu: torch.Tensor) -> torch.Tensor:
         """The vMF bottleneck: one sample around each mu with concentration cfg.kappa."""

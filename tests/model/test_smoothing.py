@@ -57,11 +57,23 @@ def test_the_model_smooths_only_its_inference_field():
     torch.testing.assert_close(model(video), plain(video))  # with autograd: training's field, unsmoothed
 
 
+def test_smooth_train_trains_the_smoothed_field_and_gradients_reach_the_encoder():
+    cfg = preset("tiny", SOURCES, smooth_radius=2, smooth_train=True)
+    model = EmbeddingFieldModel(cfg)
+    video = random_video(cfg, batch=2, size=16)
+    mu = model(video)  # with autograd
+    with torch.no_grad():
+        torch.testing.assert_close(mu, model(video))  # the field inference returns
+    mu.sum().backward()
+    grads = [p.grad for p in model.encoder.parameters() if p.grad is not None]
+    assert grads and all(torch.isfinite(g).all() for g in grads) and any(g.abs().sum() > 0 for g in grads)
+
+
 def test_old_configs_load_with_smoothing_off_and_bad_values_are_refused():
     old = preset("tiny", SOURCES).to_dict()
-    for key in ("smooth_radius", "smooth_tau", "smooth_passes", "smooth_step"):
+    for key in ("smooth_radius", "smooth_tau", "smooth_passes", "smooth_step", "smooth_train"):
         del old[key]
-    assert ModelConfig.from_dict(old).smooth_radius == 0
+    assert ModelConfig.from_dict(old).smooth_radius == 0 and not ModelConfig.from_dict(old).smooth_train
     for bad in (dict(smooth_radius=-1), dict(smooth_tau=0.0), dict(smooth_passes=0), dict(smooth_step=0)):
         with pytest.raises(ValueError, match="smooth"):
             preset("tiny", SOURCES, **bad)
