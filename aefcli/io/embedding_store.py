@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -27,6 +28,7 @@ VAR = "embedding"
 FORMAT = 1
 INT8_NODATA = -128
 DTYPES = ("int8", "float32")
+DIRECT_WRITES = True  # chunk files written directly (benchmarks/embed_speed.py turns it off to compare)
 
 
 def quantise(v: np.ndarray) -> np.ndarray:
@@ -152,13 +154,16 @@ def write_block(path: str | Path, block: np.ndarray, row0: int, col0: int) -> No
     """Write a (h, w, C) float32 block (NaN = nodata) at pixel (row0, col0).
 
     The block must start on a chunk boundary and cover whole chunks (or reach the
-    cube's edge), so each chunk is written once and atomically (zarr writes a
-    `.partial` file and renames it). int8 stores quantise here.
+    cube's edge), so each chunk is written once and atomically (a `.partial` file
+    renamed into place). int8 stores quantise here. aef's own layout is written
+    straight to the chunk files (`aefcli.io.chunk_decode.ChunkWriter`: the bytes zarr
+    would write, without reopening the array per block); any other through zarr.
     """
     path = Path(path)
-    arr = _open_array(path, "r+")
-    ny, nx, nb = arr.shape
-    ch = arr.chunks[0]
+    writer = _writer(path)
+    arr = _open_array(path, "r+") if writer is None else None
+    ny, nx, nb = writer.shape if writer is not None else arr.shape
+    ch = writer.chunk_shape[0] if writer is not None else arr.chunks[0]
     h, w = block.shape[:2]
     if block.ndim != 3 or block.shape[2] != nb:
         raise ValueError(f"block shape {block.shape} does not match the store's {nb} bands")
@@ -167,8 +172,39 @@ def write_block(path: str | Path, block: np.ndarray, row0: int, col0: int) -> No
     r1, c1 = row0 + h, col0 + w
     if r1 > ny or c1 > nx or (r1 % ch and r1 != ny) or (c1 % ch and c1 != nx):
         raise ValueError(f"block ({row0}:{r1}, {col0}:{c1}) does not end on a chunk boundary or the cube edge ({ny}, {nx})")
-    values = quantise(block) if arr.dtype == np.int8 else np.asarray(block, dtype=np.float32)
-    arr[row0:r1, col0:c1, :] = values
+    dtype = writer.dtype if writer is not None else arr.dtype
+    values = quantise(block) if dtype == np.int8 else np.asarray(block, dtype=np.float32)
+    if writer is None:
+        arr[row0:r1, col0:c1, :] = values
+        return
+    for r in range(row0, r1, ch):
+        for c in range(col0, c1, ch):
+            writer.write((r // ch, c // ch, 0), values[r - row0 : r - row0 + ch, c - col0 : c - col0 + ch])
+
+
+_WRITERS: dict[Path, tuple] = {}  # store -> (its array's metadata document, ChunkWriter or None)
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer(path: Path):
+    """The store's ChunkWriter (None: not the plain layout, write through zarr), made once per store
+    and array metadata: a store re-created in place (--overwrite) with other settings gets a new one."""
+    from aefcli.io.chunk_decode import chunk_writer
+
+    if not DIRECT_WRITES:
+        return None
+    try:
+        meta = (path / VAR / "zarr.json").read_bytes()  # a few hundred bytes: cheaper than any doubt
+    except FileNotFoundError:
+        raise DataError(f"{path} has no `{VAR}` array; it is not an aef embedding cube.") from None
+    with _WRITERS_LOCK:
+        held = _WRITERS.get(path)
+    if held is not None and held[0] == meta:
+        return held[1]
+    writer = chunk_writer(_open_array(path, "r+"))
+    with _WRITERS_LOCK:
+        _WRITERS[path] = (meta, writer)
+    return writer
 
 
 def chunk_done(path: str | Path, clean: Iterable[tuple[int, int]] | None = None) -> set[tuple[int, int]]:

@@ -154,3 +154,37 @@ def test_an_all_nodata_chunk_is_written_and_counts_as_done(tmp_path, dtype):
     es.create_store(path, GB, list(range(64)), dtype, 16, {"period": "2024-01-01/2025-01-01"})
     es.write_block(path, np.full((16, 16, 64), np.nan, dtype="float32"), 0, 0)  # e.g. open sea
     assert es.chunk_done(path) == {(0, 0)}
+
+
+@pytest.mark.parametrize("dtype", ["int8", "float32"])
+def test_direct_chunk_writes_equal_zarr_writes(tmp_path, dtype, monkeypatch):
+    """write_block's own chunk files (aef's layout) are byte for byte what zarr writes, and read back the same."""
+    values = _unit((30, 40, 64), seed=3)
+    values[5, 7] = np.nan
+    stores = {}
+    for direct in (False, True):
+        monkeypatch.setattr(es, "DIRECT_WRITES", direct)
+        path = stores[direct] = tmp_path / f"direct-{direct}.zarr"
+        es.create_store(path, GB, list(range(64)), dtype, 16, {})
+        _write_all(path, values, 16)  # 2 x 3 chunks, the last row and column at the edge
+        es.mark_complete(path)
+    files = {d: sorted(f.relative_to(p) for f in (p / "embedding" / "c").rglob("*") if f.is_file()) for d, p in stores.items()}
+    assert files[True] == files[False] and len(files[True]) == 6
+    for rel in files[True]:
+        assert (stores[True] / rel).read_bytes() == (stores[False] / rel).read_bytes(), rel
+    got = {d: es.open_embeddings(p).values for d, p in stores.items()}
+    np.testing.assert_array_equal(got[True], got[False])
+    assert np.isnan(got[True][5, 7]).all()
+
+
+def test_a_store_recreated_in_place_gets_a_new_writer(tmp_path):
+    path = tmp_path / "emb.zarr"
+    es.create_store(path, GB, list(range(64)), "float32", 16, {})
+    es.write_block(path, _unit((16, 16, 64)), 0, 0)
+    es.create_store(path, GB, list(range(64)), "int8", 16, {}, overwrite=True)  # same path, other dtype
+    es.write_block(path, _unit((16, 16, 64)), 0, 0)
+    es.mark_complete(path)
+    import zarr
+
+    assert zarr.open_array(path / "embedding", mode="r")[:16, :16].dtype == np.int8
+    assert (path / "embedding" / "c" / "0" / "0" / "0").stat().st_size < 16 * 16 * 64  # zstd-compressed int8

@@ -1,4 +1,5 @@
-"""Direct whole-chunk reads of local Zarr v3 arrays equal zarr's own reads; other layouts are refused."""
+"""Direct whole-chunk reads of local Zarr v3 arrays equal zarr's own reads, direct writes are the files zarr
+writes; other layouts are refused."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
-from aefcli.io.chunk_decode import chunk_reader
+from aefcli.io.chunk_decode import chunk_reader, chunk_writer
 
 
 @pytest.mark.parametrize("compressed", [True, False])
@@ -43,6 +44,7 @@ def test_other_layouts_go_through_zarr(tmp_path):
     v2 = zarr.create_array(tmp_path / "v2.zarr", shape=(64,), chunks=(32,), dtype="float32", zarr_format=2)
     for arr in (blosc, sharded, in_memory, big_endian, v2):
         assert chunk_reader(arr) is None, arr
+        assert chunk_writer(arr) is None, arr
 
 
 def test_a_corrupt_chunk_raises(tmp_path):
@@ -51,3 +53,41 @@ def test_a_corrupt_chunk_raises(tmp_path):
     (tmp_path / "a.zarr" / "c" / "0" / "0").write_bytes(b"not zstd")
     with pytest.raises(Exception):
         chunk_reader(arr).read((0, 0))
+
+
+@pytest.mark.parametrize("level", [None, 0, 5])
+@pytest.mark.parametrize("dtype", ["float32", "int8"])
+def test_writes_are_the_files_zarr_writes_including_edge_chunks(tmp_path, dtype, level):
+    rng = np.random.default_rng(1)
+    shape, chunks = (70, 50, 4), (32, 32, 4)  # edge chunks in y and x, stored whole
+    fill = np.nan if dtype == "float32" else -128
+    data = (rng.normal(size=shape) * (1 if dtype == "float32" else 50)).astype(dtype)
+    data[3, 4] = fill
+    made = {}
+    for name in ("zarr", "direct"):
+        made[name] = zarr.create_array(tmp_path / f"{name}.zarr", shape=shape, chunks=chunks, dtype=dtype, fill_value=fill,
+                                       compressors=None if level is None else zarr.codecs.ZstdCodec(level=level),
+                                       config={"write_empty_chunks": True})
+    made["zarr"][:] = data
+    writer = chunk_writer(made["direct"])
+    for cy in range(3):
+        for cx in range(2):
+            writer.write((cy, cx, 0), data[cy * 32 : cy * 32 + 32, cx * 32 : cx * 32 + 32])
+    files = {n: sorted(p.relative_to(tmp_path / f"{n}.zarr") for p in (tmp_path / f"{n}.zarr" / "c").rglob("*") if p.is_file())
+             for n in made}
+    assert files["direct"] == files["zarr"] and len(files["zarr"]) == 6  # no .partial left behind
+    for rel in files["zarr"]:
+        assert (tmp_path / "direct.zarr" / rel).read_bytes() == (tmp_path / "zarr.zarr" / rel).read_bytes(), rel
+    np.testing.assert_array_equal(zarr.open_array(tmp_path / "direct.zarr", mode="r")[:], data)
+
+
+def test_a_write_must_cover_the_chunk_and_match_the_dtype(tmp_path):
+    arr = zarr.create_array(tmp_path / "a.zarr", shape=(40, 40), chunks=(32, 32), dtype="float32")
+    writer = chunk_writer(arr)
+    with pytest.raises(ValueError, match="holds"):
+        writer.write((0, 0), np.zeros((16, 32), np.float32))
+    with pytest.raises(ValueError, match="holds"):
+        writer.write((1, 1), np.zeros((32, 32), np.float32))  # the edge chunk holds 8 x 8
+    with pytest.raises(ValueError, match="dtype"):
+        writer.write((0, 0), np.zeros((32, 32), np.float64))
+    assert not list((tmp_path / "a.zarr").rglob("c/*"))
