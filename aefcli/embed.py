@@ -212,7 +212,7 @@ def _device(name: str) -> str:
 def plan(cfg: EmbedConfig, cube_path: Path | None = None) -> Plan:
     """Check the inputs and lay out the run (no model weights are loaded, nothing is written)."""
     from aefcli.checkpoint import load_checkpoint
-    from aefcli.embed_task import EmbedJob
+    from aefcli.embed_task import EmbedJob, inference_hash
     from aefcli.io.cube import open_cube
 
     ckpt = load_checkpoint(cfg.checkpoint)
@@ -231,7 +231,7 @@ def plan(cfg: EmbedConfig, cube_path: Path | None = None) -> Plan:
         checkpoint=str(Path(ckpt.path).resolve()), model_hash=ckpt.model_hash, cube=str(Path(cube.path).resolve()),
         out=str(cfg.store.resolve()), layout=layout, offset=offset, period=(str(period.start), str(period.end)),
         period_days=days, bands=bands, batch_size=cfg.batch_size, torch_threads=threads, device=_device(cfg.device),
-        shape=tuple(int(v) for v in gbox.shape.yx))
+        shape=tuple(int(v) for v in gbox.shape.yx), config_hash=inference_hash(ckpt))
     if cfg.tile_id:
         from aefcli.embed_edges import edge_spec
 

@@ -10,7 +10,8 @@ file under the output folder:
 
     OUT/.aef-edges/<epsg>-<signature>/<tile row>_<tile col>/<segment>.npy
 
-(the tile's absolute index on the tile grid; the signature hashes the model, cube,
+(the tile's absolute index on the tile grid; the signature hashes the model (weights and
+config: `aefcli.embed_task.inference_hash`), cube,
 period, lattice, batch and thread settings, so a run never picks up sums made
 otherwise). A tile then blends each chunk from its interior owners' parts and the
 segments reaching it, in one fixed order, whoever computed them: stores are
@@ -64,8 +65,8 @@ def signature(job: EmbedJob, grid: TileEdges, cube=None) -> str:
     cube: the opened input cube; its grid and item ids count too (a cube re-ingested in place with other scenes).
     """
     lay = job.layout
-    key = [job.model_hash, job.cube, list(job.period), {s: list(b) for s, b in sorted(job.bands.items())}, job.batch_size,
-           lay.window, lay.overlap, lay.trim, grid.size, grid.per_segment, job.device, job.torch_threads]
+    key = [job.model_hash, job.config_hash, job.cube, list(job.period), {s: list(b) for s, b in sorted(job.bands.items())},
+           job.batch_size, lay.window, lay.overlap, lay.trim, grid.size, grid.per_segment, job.device, job.torch_threads]
     if cube is not None:
         key += [cube.attrs.get("transform"), cube.attrs.get("shape"), {s: list(cube.item_ids[s]) for s in sorted(job.bands)}]
     return hashlib.sha1(json.dumps(key).encode()).hexdigest()[:16]
@@ -119,7 +120,7 @@ def compute_segment(job: EmbedJob, key: Segment) -> dict[str, float]:
     A no-op when this tile's file exists (a neighbour or a killed run made it). Concurrent
     tasks of one process asking for the same segment wait for the first one.
     """
-    from aefcli.embed_task import EMBED_DIM, _set_threads, load_model, run_windows, window_inputs
+    from aefcli.embed_task import EMBED_DIM, _set_threads, add_weighted, load_model, run_windows, window_inputs
 
     spec, lay = job.edges, job.layout
     mine = edge_path(spec, spec.tile, key)
@@ -134,6 +135,7 @@ def compute_segment(job: EmbedJob, key: Segment) -> dict[str, float]:
                         (cols[0] + lay.trim, cols[-1] + lay.window - lay.trim), EMBED_DIM)
         _set_threads(job.torch_threads)
         _, model = load_model(job)
+        weight = lay.weights()
         batch: list = []
 
         def flush() -> None:
@@ -142,7 +144,7 @@ def compute_segment(job: EmbedJob, key: Segment) -> dict[str, float]:
             stats["model_seconds"] += time.perf_counter() - t0
             stats["windows"] += len(batch)
             for (r0, c0, _, has), vec in zip(batch, mu):
-                blend.add(r0, c0, vec, has)
+                add_weighted([blend], weight, r0, c0, vec, has)
             batch.clear()
 
         for item in window_inputs(job, rows, cols):  # row-major, windows with data only: one fixed batch order

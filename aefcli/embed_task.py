@@ -55,6 +55,9 @@ class EmbedJob:
     torch_threads: intra-op threads per task (0: leave torch's setting alone).
     shape: (ny, nx) pixels of the output grid (the chunk grid's extent).
     edges: None, or for a global tile the EdgeSpec of its edge windows (`aefcli.embed_edges`).
+    config_hash: `inference_hash` of the checkpoint (its config, statistics and bands): with
+    model_hash (the weights) it names the forward a window gets, in the model cache and the
+    edge sums' signature.
     """
 
     checkpoint: str
@@ -71,6 +74,7 @@ class EmbedJob:
     device: str = "cpu"
     shape: tuple[int, int] = (0, 0)
     edges: Any = None  # aefcli.embed_edges.EdgeSpec of a global tile's store: edge windows shared with neighbours
+    config_hash: str = ""
 
 
 def _cached(key: tuple, make):
@@ -80,15 +84,30 @@ def _cached(key: tuple, make):
         return _CACHE[key]
 
 
+def inference_hash(ckpt) -> str:
+    """sha256 (hex) of what besides the weights changes a window's embedding: the checkpoint's
+    model config (e.g. `smooth_radius`, an inference-only setting), input statistics and bands.
+
+    ckpt: an `aefcli.checkpoint.Checkpoint`. A checkpoint re-saved in place with the same weights
+    and another config must never be served from a model or edge sums made for the old one.
+    """
+    import hashlib
+    import json
+
+    doc = {"config": ckpt.model_config, "norm": {s: n.to_dict() for s, n in sorted(ckpt.norm.items())},
+           "bands": {s: list(b) for s, b in sorted(ckpt.bands.items())}}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
 def load_model(job: EmbedJob):
-    """The checkpoint's model in eval mode, once per process (and per device)."""
+    """The checkpoint's model in eval mode, once per process (and per device, weights and config)."""
     from aefcli.checkpoint import load_checkpoint
 
     def make():
         ckpt = load_checkpoint(job.checkpoint)
         return ckpt, ckpt.build_model(job.device)
 
-    return _cached(("model", job.checkpoint, job.model_hash, job.device), make)
+    return _cached(("model", job.checkpoint, job.model_hash, job.config_hash, job.device), make)
 
 
 def _cube(path: str):
@@ -202,6 +221,19 @@ def run_windows(model, job: EmbedJob, windows: list[dict]) -> np.ndarray:
     return mu.float().cpu().numpy()
 
 
+def add_weighted(blends: Sequence[Blender], weight: np.ndarray, row0: int, col0: int, values: np.ndarray,
+                 has_data: np.ndarray) -> None:
+    """Add one window's output to every Blender of `blends`, bitwise as `Blender.add` does.
+
+    values: (L, L, C) float32 model output, OVERWRITTEN with its weighted values (the
+    caller's own buffer): weighted once in place for all blends, instead of one weighted
+    copy per blend. weight: (L, L) `Layout.weights()`. has_data: (L, L) bool.
+    """
+    np.multiply(values, weight[..., None], out=values)
+    for blend in blends:
+        blend.add_block(row0, col0, values, weight, has_data)
+
+
 def part_path(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> Path:
     """The file holding the sums of `owner`'s windows over chunk `target`."""
     return Path(job.out) / PARTS / f"{owner[0]}.{owner[1]}-{target[0]}.{target[1]}.npy"
@@ -275,6 +307,7 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
         into = [w for w in owned if t in reach[w]]
         blends[t] = Blender(lay, *_extent(lay, chunk_at(shape, lay.chunk, *t), into), EMBED_DIM)
     rows, cols = sorted({r for r, _ in owned}), sorted({c for _, c in owned})
+    weight = lay.weights()
     batch: list[tuple[int, int, dict, np.ndarray]] = []
 
     def flush() -> None:
@@ -285,8 +318,7 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
             stats["model_seconds"] += time.perf_counter() - t0
             stats["windows"] += len(batch)
             for (r0, c0, _, has), vec, into in zip(batch, mu, hit):
-                for t in into:
-                    blends[t].add(r0, c0, vec, has)
+                add_weighted([blends[t] for t in into], weight, r0, c0, vec, has)
         batch.clear()
 
     for item in window_inputs(job, rows, cols):  # streamed: one strip of input at a time
