@@ -11,7 +11,8 @@ process so peak RSS is its own.
   number of concurrent tasks and torch threads each, inputs read beforehand:
   the share of time that is model compute; goal >= 0.90. Before anything is
   timed the process runs untimed forwards at the run's batch shapes (B windows,
-  and the shorter last batches), so neither side pays the one-time kernel set-up. Then `--reps` alternated
+  and the shorter last batches) on as many threads at once as the run has tasks, so
+  neither side pays the one-time kernel set-up or the heap growing for them. Then `--reps` alternated
   (run, bare) pairs; every run starts from a cold decoded-chunk cache (it
   decodes the cube as a fresh process would). `first_pair_efficiency` is the
   first run of the process, `median_efficiency` the median over the pairs,
@@ -27,6 +28,9 @@ process so peak RSS is its own.
   with several chunks (size / chunk per side) and the same workers; goals
   RSS <= 1.25x, time <= 17x for scale 4.
 - int8: bytes/pixel before compression (64) and on disk.
+- `--ab NAME` (one of SWITCHES): A/B a setting in one invocation. The efficiency pairs after
+  the first alternate on, off, on, ... (`on_median_efficiency` / `off_...` over those), and the
+  16x run is made 4 times, off, on, off, on, each in a fresh process (a scaling line per run).
 """
 
 from __future__ import annotations
@@ -79,17 +83,25 @@ def _forget_cube(job) -> None:
     aefcli.embed_task._CACHE.pop(("cube", job.cube), None)
 
 
-def _warm_up(job) -> None:
+def _warm_up(job, workers: int) -> None:
     """Untimed forwards at the run's batch shapes (b windows of L x L with the cube's frames, for
-    every b <= B: a task's last batch is short): the one-time kernel set-up of a process for
-    each shape is paid here, by neither side of a pair."""
+    every b <= B: a task's last batch is short), on `workers` threads at once as a run's tasks
+    run them: the one-time kernel set-up of a process for each shape, and the heap growing to
+    hold the concurrent forwards' buffers, are paid here, by neither side of a pair."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from aefcli.embed_task import _set_threads, load_model, read_strip, run_windows
 
     _set_threads(job.torch_threads)
     _, model = load_model(job)
     window = read_strip(job, 0, 0, job.layout.window).windows
-    for b in range(job.batch_size, 0, -1):
-        run_windows(model, job, [window] * b)
+
+    def shapes(_: int) -> None:
+        for b in range(job.batch_size, 0, -1):
+            run_windows(model, job, [window] * b)
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(shapes, range(workers)))
     _forget_cube(job)
 
 
@@ -131,6 +143,23 @@ def _timed_run(cfg, job) -> dict:
 
     return {**result, "cpu_s": cpu[0], "decoded": getattr(_cube(job.cube), "chunks_decoded", -1),
             "trims": aefcli.heap.trims()}  # this run's (a local run re-bases the heap policy)
+
+
+# A/B switches (`--ab NAME`): (module, attribute, value off: the setting before, value on: the candidate), ...
+SWITCHES = {
+    "direct_writes": (("aefcli.io.embedding_store", "DIRECT_WRITES", False, True),),  # chunk files vs zarr's write path
+    "chunks_outside_heap": (("aefcli.io.chunk_decode", "OUTSIDE_HEAP", False, True),),  # decoded chunks in own mmaps
+    "trim_slack_64": (("aefcli.heap", "TRIM_SLACK", 128 * 2**20, 64 * 2**20),),  # trim at half the idle growth
+}
+AB_SWITCHES = tuple(SWITCHES)
+
+
+def _switch(name: str, on: bool) -> None:
+    """Turn A/B switch `name` on (the candidate) or off (the setting before)."""
+    import importlib
+
+    for module, attr, off_value, on_value in SWITCHES[name]:
+        setattr(importlib.import_module(module), attr, on_value if on else off_value)
 
 
 def _malloc_policy(name: str) -> None:
@@ -227,13 +256,17 @@ def child(args) -> None:
     if args.cache_mb is not None:  # decoded cube chunks kept per process (0: read straight from the store)
         aefcli.embed_task.CHUNK_CACHE_BYTES = args.cache_mb * 2**20
     _malloc_policy(args.malloc)
+    if args.ab and args.variant != "ab":  # a whole process on one side (the scaling runs of an A/B)
+        _switch(args.ab, args.variant == "on")
+    elif args.ab:
+        _switch(args.ab, False)  # the first pair: off
     work = Path(args.work)
     out = work / f"emb-{args.size}-{args.dtype}.zarr"
     cfg = EmbedConfig(checkpoint=work / f"run-{args.preset}", cube=_cube_path(work, args.size, args.frames), out=out,
                       period="2024-01-01/2025-01-01", bbox=bbox_of(args.size), window=args.window, overlap=args.window // 4,
                       chunk=args.chunk, batch_size=args.batch, dtype=args.dtype, workers=args.workers, overwrite=True)
     p = plan(cfg)
-    _warm_up(p.job)
+    _warm_up(p.job, cfg.workers or min(2, os.cpu_count() or 1))
     t0 = time.perf_counter()
     first = _timed_run(cfg, p.job)
     wall = time.perf_counter() - t0
@@ -241,7 +274,7 @@ def child(args) -> None:
             "workers": args.workers, "dtype": args.dtype, "windows_run": first["windows"], "windows_unique": p.windows,
             "frame_chunks_decoded": first["decoded"], "frame_chunks_in_cube": _cube_frame_chunks(p.job),
             "wall_s": round(wall, 2), "run_px_per_s": round(first["pixels"] / wall, 1), "px_per_s": first["px_per_s"],
-            "peak_rss_mb": _peak_rss_mb(), "trims": first["trims"]}
+            "peak_rss_mb": _peak_rss_mb(), "trims": first["trims"], "ab": args.ab, "variant": args.variant}
     if args.bare:
         line.update(_pairs(args, cfg, p, first))
     if args.dtype == "int8":
@@ -286,17 +319,32 @@ def _pairs(args, cfg, p, first: dict) -> dict:
 
     pairs = []
     for k in range(args.reps):  # alternated: run, bare, run, bare, ...
+        side = None
+        if args.ab and args.variant == "ab" and k > 0:  # A/B: later pairs alternate on, off, on, ...
+            side = "on" if k % 2 else "off"
+            _switch(args.ab, side == "on")
         run = first if k == 0 else _timed_run(cfg, p.job)
         bare_rate, bare_cpu = bare()
         pairs.append({"run_px_per_s": run["px_per_s"], "bare_px_per_s": round(bare_rate, 1),
                       "efficiency": round(run["px_per_s"] / bare_rate, 3),
-                      "cpu_efficiency": round(bare_cpu / run["cpu_s"], 3), "decoded": run["decoded"], "trims": run["trims"]})
-    eff = sorted(q["efficiency"] for q in pairs)
-    cpu_eff = sorted(q["cpu_efficiency"] for q in pairs)
-    return {"torch_threads": torch.get_num_threads(), "tasks_at_once": workers,
-            "bare_model_px_per_s": sorted(q["bare_px_per_s"] for q in pairs)[len(pairs) // 2],
-            "first_pair_efficiency": pairs[0]["efficiency"], "median_efficiency": eff[len(eff) // 2],
-            "median_cpu_efficiency": cpu_eff[len(cpu_eff) // 2], "pairs": pairs}
+                      "cpu_efficiency": round(bare_cpu / run["cpu_s"], 3), "decoded": run["decoded"], "trims": run["trims"],
+                      **({"side": side} if side else {})})
+    line = {"torch_threads": torch.get_num_threads(), "tasks_at_once": workers,
+            "bare_model_px_per_s": _median([q["bare_px_per_s"] for q in pairs]),
+            "first_pair_efficiency": pairs[0]["efficiency"], "median_efficiency": _median([q["efficiency"] for q in pairs]),
+            "median_cpu_efficiency": _median([q["cpu_efficiency"] for q in pairs]), "pairs": pairs}
+    for side in ("off", "on"):  # A/B: the pairs after the first, per side
+        mine = [q for q in pairs if q.get("side") == side]
+        if mine:
+            line[f"{side}_median_efficiency"] = _median([q["efficiency"] for q in mine])
+            line[f"{side}_median_cpu_efficiency"] = _median([q["cpu_efficiency"] for q in mine])
+            line[f"{side}_run_px_per_s"] = _median([q["run_px_per_s"] for q in mine])
+    return line
+
+
+def _median(values: list[float]) -> float:
+    """The median (the upper one of an even count, as before)."""
+    return sorted(values)[len(values) // 2]
 
 
 def main() -> None:
@@ -320,6 +368,10 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=6, help="S2 frames of the synthetic cubes")
     ap.add_argument("--cases", default="efficiency,scaling,int8",
                     help="which children to run (comma-separated), or `malloc` alone: the forward under two mmap thresholds")
+    ap.add_argument("--ab", choices=AB_SWITCHES, default=None,
+                    help="A/B a switch in one invocation: efficiency pairs after the first alternate on/off, "
+                         "and the 16x run is made twice per side, alternated")
+    ap.add_argument("--variant", default="ab", choices=("ab", "on", "off"), help=argparse.SUPPRESS)
     ap.add_argument("--work")
     args = ap.parse_args()
     if args.child:
@@ -343,9 +395,12 @@ def main() -> None:
         out = subprocess.run(base + ["--size", str(args.size), "--workers", workers, "--cases", "malloc"], capture_output=True, text=True, env=env)
         print(out.stdout.strip() or out.stderr[-2000:], flush=True)
         return
+    if args.ab:
+        base += ["--ab", args.ab]
     runs = [["--size", str(args.size), "--bare", "--workers", workers]]  # efficiency, and 1x of the scaling pair
     if "scaling" in cases:
-        runs.append(["--size", str(big), "--workers", workers])
+        sides = [["--variant", v] for v in ("off", "on", "off", "on")] if args.ab else [[]]
+        runs += [["--size", str(big), "--workers", workers] + side for side in sides]
     if "int8" in cases:
         runs.append(["--size", str(args.size), "--dtype", "int8", "--workers", workers])
     for strip in (["--strip-bytes", "0"], []) if args.before else ([],):
@@ -354,11 +409,14 @@ def main() -> None:
             out = subprocess.run(base + strip + extra, capture_output=True, text=True, env=env)
             print(out.stdout.strip() or out.stderr[-2000:], flush=True)
             lines.append(json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None)
-        small, large = lines[0], lines[1] if "scaling" in cases else None
-        if small and large:
-            print(json.dumps({"scaling": f"{args.scale**2}x area", "strip_bytes": strip[1] if strip else "default",
-                              "rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
-                              "time_ratio": round(large["wall_s"] / small["wall_s"], 2), "goals": "rss <= 1.25, time <= 17"}), flush=True)
+        small = lines[0]
+        for large in [line for line in lines[1:] if line and line["size"] == big and line["dtype"] == args.dtype]:
+            if small:
+                print(json.dumps({"scaling": f"{args.scale**2}x area", "strip_bytes": strip[1] if strip else "default",
+                                  "variant": large["variant"] if args.ab else None,
+                                  "rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
+                                  "time_ratio": round(large["wall_s"] / small["wall_s"], 2), "goals": "rss <= 1.25, time <= 17"}),
+                      flush=True)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,24 @@ from typing import Any
 import numpy as np
 
 
+OUTSIDE_HEAP = True  # decoded chunks in their own memory maps, not in malloc's heap (see `_outside_heap`)
+
+
+def _outside_heap(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    """A new zeroed array in its own anonymous memory map, handed back to the OS when the array is freed.
+
+    Decoded chunks live long in a reader's LRU (`aefcli.io.cube`) while strips, window outputs and
+    accumulators come and go around them: in malloc's heap such long-lived blocks pin the freed
+    memory between them (fragmentation), which a run's RSS then carries (`aefcli.heap`).
+    """
+    import mmap
+
+    n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    if n == 0:
+        return np.empty(shape, dtype)
+    return np.frombuffer(mmap.mmap(-1, n), dtype).reshape(shape)
+
+
 class ChunkReader:
     """Reads whole chunks of one zarr v3 array from a local store.
 
@@ -48,7 +66,7 @@ class ChunkReader:
             data = path.read_bytes()
         except FileNotFoundError:
             return np.full(self.chunk_shape, self.fill, self.dtype)
-        out = np.empty(self.chunk_shape, self.dtype)
+        out = _outside_heap(self.chunk_shape, self.dtype) if OUTSIDE_HEAP else np.empty(self.chunk_shape, self.dtype)
         if self._zstd is None:
             out.reshape(-1).view(np.uint8)[:] = np.frombuffer(data, np.uint8)
         else:

@@ -27,3 +27,14 @@ def test_embed_speed_reports_pairs_decodes_and_scaling(tmp_path):
     assert all(p["decoded"] == one["frame_chunks_in_cube"] for p in one["pairs"])  # each run starts from a cold cache
     assert big["size"] == 192 and big["windows_run"] == big["windows_unique"]
     assert scaling["rss_ratio"] > 0 and scaling["time_ratio"] > 0
+
+
+def test_embed_speed_ab_alternates_the_switch_after_the_first_pair(tmp_path):
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "embed_speed.py"), "--work", str(tmp_path), "--size", "96", "--chunk", "48",
+           "--window", "32", "--preset", "tiny", "--reps", "3", "--cases", "efficiency", "--ab", "direct_writes"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (one,) = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    assert [p.get("side") for p in one["pairs"]] == [None, "on", "off"]
+    assert one["on_median_efficiency"] == one["pairs"][1]["efficiency"]
+    assert one["off_median_efficiency"] == one["pairs"][2]["efficiency"]

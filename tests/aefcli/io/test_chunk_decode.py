@@ -91,3 +91,22 @@ def test_a_write_must_cover_the_chunk_and_match_the_dtype(tmp_path):
     with pytest.raises(ValueError, match="dtype"):
         writer.write((0, 0), np.zeros((32, 32), np.float64))
     assert not list((tmp_path / "a.zarr").rglob("c/*"))
+
+
+def test_decoded_chunks_live_outside_mallocs_heap(tmp_path):
+    """A decoded chunk (kept long in the cube's LRU) takes no heap memory, so it cannot pin freed heap blocks."""
+    from aefcli import heap
+
+    libc = heap._glibc()
+    if libc is None or not hasattr(libc, "mallinfo2"):
+        pytest.skip("needs glibc's mallinfo2")
+    arr = zarr.create_array(tmp_path / "a.zarr", shape=(4, 512, 512), chunks=(4, 512, 512), dtype="float32",
+                            compressors=zarr.codecs.ZstdCodec(level=1))
+    arr[:] = np.arange(4 * 512 * 512, dtype=np.float32).reshape(4, 512, 512)
+    reader = chunk_reader(arr)
+    before = libc.mallinfo2().uordblks
+    got = reader.read((0, 0, 0))  # 4 MiB
+    assert libc.mallinfo2().uordblks - before < 2**20
+    np.testing.assert_array_equal(got, arr[:])
+    got += 1  # the caller may standardise it in place
+    assert got.flags.writeable and got[0, 0, 0] == 1
