@@ -28,6 +28,7 @@ import ctypes.util
 import functools
 import os
 import threading
+import weakref
 from typing import Any, Callable
 
 TRIM_SLACK = 128 * 2**20  # bytes of idle-memory growth over the base tolerated before trimming
@@ -94,15 +95,34 @@ class _MallInfo2(ctypes.Structure):
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
+def held_outside(owner: Any, nbytes: int) -> None:
+    """Count `nbytes` of live memory outside malloc (a buffer in its own memory map, e.g. a decoded
+    chunk of `aefcli.io.chunk_decode`) until `owner` is freed: live data, not idle memory."""
+    with _LOCK:
+        _STATE["outside"] = _STATE.get("outside", 0) + nbytes
+    weakref.finalize(owner, _freed_outside, nbytes)
+
+
+def _freed_outside(nbytes: int) -> None:
+    with _LOCK:
+        _STATE["outside"] = _STATE.get("outside", 0) - nbytes
+
+
+def outside_bytes() -> int:
+    """Bytes registered by `held_outside` and still alive."""
+    return int(_STATE.get("outside", 0))
+
+
 def idle_bytes() -> int:
-    """Resident bytes not held by live malloc allocations: RSS - (heap bytes in use + mmapped
-    chunks in use) (glibc >= 2.33 mallinfo2). Where mallinfo2 is missing: the resident size."""
+    """Resident bytes not held by live allocations: RSS - (heap bytes in use + mmapped chunks in
+    use) (glibc >= 2.33 mallinfo2) - live buffers outside malloc (`held_outside`). Where mallinfo2
+    is missing: the resident size."""
     libc = _glibc()
     rss = resident_bytes()
     if libc is None or not hasattr(libc, "mallinfo2"):
         return rss
     info = libc.mallinfo2()
-    return max(rss - int(info.uordblks) - int(info.hblkhd), 0)
+    return max(rss - int(info.uordblks) - int(info.hblkhd) - outside_bytes(), 0)
 
 
 def trim_if_grown() -> bool:

@@ -39,10 +39,14 @@ def _outside_heap(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     """
     import mmap
 
+    from aefcli.heap import held_outside
+
     n = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if n == 0:
         return np.empty(shape, dtype)
-    return np.frombuffer(mmap.mmap(-1, n), dtype).reshape(shape)
+    flat = np.frombuffer(mmap.mmap(-1, n), dtype)  # every view of it keeps it (and the map) alive
+    held_outside(flat, n)  # live data, not the idle memory `aefcli.heap` trims on
+    return flat.reshape(shape)
 
 
 class ChunkReader:

@@ -87,3 +87,20 @@ def test_configure_sets_glibc_and_children_but_user_settings_win(fresh, monkeypa
     assert os.environ["MALLOC_ARENA_MAX"] == "4"
     for env, _, value in heap.SETTINGS[1:]:
         assert os.environ[env] == str(value)
+
+
+def test_buffers_outside_the_heap_count_as_live_until_freed(fresh):
+    import gc
+
+    from aefcli.io.chunk_decode import _outside_heap
+
+    before_out, before_idle = heap.outside_bytes(), heap.idle_bytes()
+    a = _outside_heap((16, 2**20 // 4), np.float32)  # 16 MiB in its own map
+    a[:] = 1.0  # resident now
+    view = a[3:]
+    del a
+    assert heap.outside_bytes() - before_out == 16 * 2**20  # a view keeps it alive
+    assert heap.idle_bytes() < before_idle + 8 * 2**20  # resident, but live: not idle
+    del view
+    gc.collect()
+    assert heap.outside_bytes() == before_out
