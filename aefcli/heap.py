@@ -44,7 +44,7 @@ SETTINGS = (
     ("MALLOC_TRIM_THRESHOLD_", -1, 256 * 2**20),  # free heap top kept up to this; growth beyond: trim_if_grown
 )
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entrant: a freed buffer's finalizer (`held_outside`) may run while it is held
 _STATE: dict[str, Any] = {}
 
 

@@ -89,10 +89,13 @@ def test_configure_sets_glibc_and_children_but_user_settings_win(fresh, monkeypa
         assert os.environ[env] == str(value)
 
 
-def test_buffers_outside_the_heap_count_as_live_until_freed(fresh):
+def test_buffers_outside_the_heap_count_as_live_until_freed(fresh, monkeypatch):
     import gc
 
+    from aefcli.io import chunk_decode
     from aefcli.io.chunk_decode import _outside_heap
+
+    monkeypatch.setattr(chunk_decode, "SPARE_MAPS", 0)  # a freed map is unmapped at once
 
     before_out, before_idle = heap.outside_bytes(), heap.idle_bytes()
     a = _outside_heap((16, 2**20 // 4), np.float32)  # 16 MiB in its own map
@@ -104,3 +107,20 @@ def test_buffers_outside_the_heap_count_as_live_until_freed(fresh):
     del view
     gc.collect()
     assert heap.outside_bytes() == before_out
+
+
+def test_a_freed_chunk_map_serves_the_next_chunk_of_its_size(fresh, monkeypatch):
+    from aefcli.io import chunk_decode
+
+    monkeypatch.setattr(chunk_decode, "_SPARE", {})
+    monkeypatch.setattr(chunk_decode, "SPARE_MAPS", 1)
+    a = chunk_decode._outside_heap((4, 2**20 // 4), np.float32)
+    where = a.__array_interface__["data"][0]
+    held = heap.outside_bytes()
+    del a  # its map is kept (resident: still counted outside the heap, never as idle)
+    b = chunk_decode._outside_heap((2**20 // 4, 4), np.float32)  # same bytes, any shape
+    assert b.__array_interface__["data"][0] == where and heap.outside_bytes() == held
+    c = chunk_decode._outside_heap((4, 2**20 // 4), np.float32)  # none spare: a new map
+    assert c.__array_interface__["data"][0] != where and heap.outside_bytes() == held + 4 * 2**20
+    del b, c  # one kept, one unmapped
+    assert heap.outside_bytes() == held
