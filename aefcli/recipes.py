@@ -51,7 +51,8 @@ RECIPES["cpu-q12-t2"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, su
 # 0.722; benchmarks/README.md, "Sessions 4-5"). The default recipe of benchmarks/quality.py.
 RECIPES["cpu-q12-s"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6)}
 # `cpu-q12-s` whose training smooths the field too (ModelConfig.smooth_train): the losses see the
-# field inference returns, so per-pixel detail the filter removes is not worth learning
+# field inference returns. Worse: 0.364 / 0.521 / 0.559 at 1000 steps vs 0.365 / 0.584 / 0.702 for
+# `cpu-q12-s` (below the random control at max-shot; benchmarks/README.md, "Session 6")
 RECIPES["cpu-q12-st"] = {**RECIPES["cpu-q12"],
                          "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, smooth_train=True)}
 # `cpu-q12` that also decodes the valid period's profile (12 bins, each the median of its clear
