@@ -44,7 +44,9 @@ class TrainConfig:
     (shortest, longest) support period; drop_frame_p: the student's frame dropout; min_valid:
     share of a window's pixels that need a valid observation (see `aefcli.sampling`);
     threads: torch intra-op threads of the training process (0: torch's default);
-    cache_mb: RAM per cube for holding its sources in memory (0: read every window from the store).
+    cache_mb: RAM per cube for holding its sources in memory (0: read every window from the store);
+    ema: 0 (off) or the decay of an exponential moving average of the weights, which the checkpoint
+    then holds (what `aef embed` and the eval hook use; training continues on the live weights).
     """
 
     cubes: tuple[Path, ...]
@@ -77,6 +79,7 @@ class TrainConfig:
     min_valid: float = 0.3
     cache_mb: int = 2048
     resume: bool = False
+    ema: float = 0.0
     model_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,6 +99,8 @@ class TrainConfig:
         bad = [f"{k}={w}" for k, w in self.source_weights.items() if not w > 0 or (self.sources and k not in self.sources)]
         if bad:
             raise InputError(f"--source-weights {', '.join(bad)}: weights must be > 0 and name model sources")
+        if not 0.0 <= self.ema < 1.0:
+            raise InputError(f"--ema must be 0 (off) or a decay in (0, 1), e.g. 0.995; got {self.ema}")
         if self.workers < 0 or self.threads < 0:
             raise InputError(f"--workers and --threads must be >= 0, got {self.workers} and {self.threads}")
         for p in self.cubes:

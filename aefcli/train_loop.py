@@ -77,6 +77,11 @@ class Trainer:
         self.model = EmbeddingFieldModel(model_cfg).to(device)
         self.opt = torch.optim.AdamW(param_groups(self.model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.95))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, warmup_cosine(cfg.warmup_steps, cfg.steps))
+        self.ema = None
+        if cfg.ema:  # the averaged weights are what the checkpoint holds
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
         self.start = 0
         # vMF noise differs per rank; the init is the same everywhere (seeded before this)
         torch.manual_seed(cfg.seed * 7919 + 1 + dist.rank)
@@ -114,7 +119,12 @@ class Trainer:
         state = ckpt.load_train_state()
         if state is None:
             raise DataError(f"checkpoint {ckpt.path} has no training state to resume from; choose another --out")
-        self.model.load_state_dict(ckpt.state_dict())
+        if self.ema is not None:  # the checkpoint holds the average; the live weights are in the state
+            self.ema.module.load_state_dict(ckpt.state_dict())
+            self.ema.n_averaged.fill_(int(state["step"]))
+            self.model.load_state_dict(state["live_weights"])
+        else:
+            self.model.load_state_dict(ckpt.state_dict())
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         rngs = state["rng"]
@@ -139,13 +149,20 @@ class Trainer:
             console.say(f"text term on: {len(vocab)} distinct texts, {sum(len(i.ids) for i in index)} placed on the cubes")
         return index, table
 
+    @property
+    def embedding_model(self) -> torch.nn.Module:
+        """The weights a checkpoint holds: the moving average with --ema, else the live model."""
+        return self.model if self.ema is None else self.ema.module
+
     def save(self, step: int) -> None:
         from aefcli.checkpoint import save_checkpoint
 
         rngs = gather_objects(rng_state(self.device), self.dist)
         if self.dist.main:
             state = {"optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(), "rng": rngs, "step": step}
-            save_checkpoint(self.cfg.out, self.model, self.model_cfg, self.norm, self.bands, self.cfg.to_dict(), step,
+            if self.ema is not None:
+                state["live_weights"] = self.model.state_dict()
+            save_checkpoint(self.cfg.out, self.embedding_model, self.model_cfg, self.norm, self.bands, self.cfg.to_dict(), step,
                             train_state=state, extra={"text": self.has_text, "world_size": self.dist.world})
         self.dist.barrier()
 
@@ -169,6 +186,8 @@ class Trainer:
             self.opt.step()
             self.sched.step()
             self.opt.zero_grad(set_to_none=True)
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             values = mean_over_ranks(torch.stack([getattr(terms, k).detach().float() for k in TERMS]), dist).tolist()
             if not np.isfinite(values[0]):
                 raise DataError(f"the loss became {values[0]} at step {step}; lower --lr or check the cube's values")
@@ -179,7 +198,7 @@ class Trainer:
             done = step + 1
             probed = self.eval is not None and cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps)
             if probed:
-                probe = self.eval(self.model, self.device)
+                probe = self.eval(self.embedding_model, self.device)
             if self.metrics is not None:
                 row = dict(zip(TERMS, values), step=done, lr=self.sched.get_last_lr()[0], grad_norm=grad_norm,
                            samples_per_s=speed, elapsed_s=time.perf_counter() - t0)

@@ -51,6 +51,7 @@ def command(
     eval_field: str = typer.Option("label", "--eval-field", help="Property of --eval-labels holding the class."),
     eval_every: int = typer.Option(0, "--eval-every", help="Steps between probe evaluations (0: only at the end)."),
     resume: bool = typer.Option(False, "--resume", help="Require a checkpoint in --out and continue it."),
+    ema: float = typer.Option(0.0, "--ema", help="Checkpoint a moving average of the weights with this decay, e.g. 0.995 (0: the live weights)."),
     json: bool = JSON,
 ) -> None:
     use_json(json)
@@ -70,7 +71,7 @@ def command(
         max_targets=max_targets, profile_targets=profile_targets, support_days=(lo, hi), drop_frame_p=drop_frame_p, min_valid=min_valid,
         workers=workers, threads=threads, cache_mb=cache_mb, seed=seed, device=device, compile=compile_, eval_labels=eval_labels,
         eval_field=eval_field, eval_every=eval_every if eval_every else (steps if eval_labels else 0),
-        resume=resume,
+        resume=resume, ema=ema,
     )
     result = run(cfg)
     import os

@@ -62,9 +62,10 @@ def test_tiny_trains_loss_falls_and_checkpoint_written(cube, tmp_path):
     assert again["already_done"] and load_checkpoint(tmp_path / "run").model_hash == ckpt.model_hash
 
 
-def test_killed_run_resumes_to_the_same_weights(cube, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--ema", "0.9"]], ids=["live", "ema"])
+def test_killed_run_resumes_to_the_same_weights(cube, tmp_path, extra):
     args = ["--cube", cube, "--preset", "tiny", "--steps", 8, "--batch-size", 2, "--window", 16, "--max-frames", 4,
-            "--checkpoint-every", 2, "--workers", 1, "--threads", 1, "--seed", 3, "--json"]
+            "--checkpoint-every", 2, "--workers", 1, "--threads", 1, "--seed", 3, "--json", *extra]
     straight = aef_train(*args, "--out", tmp_path / "straight")
     killed = aef_train(*args, "--out", tmp_path / "killed")
     ckpt = tmp_path / "killed" / "checkpoint.safetensors"
