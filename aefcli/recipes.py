@@ -48,12 +48,12 @@ RECIPES["cpu-q12-t2"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, su
 # `cpu-q12` whose inference field is edge-aware smoothed (model.smoothing: radius 6 px every 2nd
 # offset, tau 0.3, 2 passes; training is unchanged): 0.365 / 0.584 / 0.702 at 1000 steps vs 0.378 /
 # 0.537 / 0.630 unsmoothed; resumed to 3000 steps (`--steps 3000`) 0.399 / 0.600 / 0.733 (best baseline 0.385 / 0.649 /
-# 0.722; benchmarks/README.md, "Sessions 4-5"); to 5000 steps worse (0.391 / 0.597 / 0.659: "Session 6").
+# 0.722; benchmarks/README.md, "Sessions 4-5"); to 5000 steps worse (0.391 / 0.597 / 0.659: "Sessions 6-7").
 # The default recipe of benchmarks/quality.py.
 RECIPES["cpu-q12-s"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6)}
 # `cpu-q12-s` whose checkpoint holds an exponential moving average of the weights (decay 0.995,
-# ~200 steps): the probe fell from 3000 to 5000 steps while the loss kept falling, and averaging
-# steadies the weights a probe sees
+# ~200 steps), tried because the probe fell from 3000 to 5000 steps while the loss kept falling.
+# No better: 0.372 / 0.574 / 0.656 at 1000 steps vs 0.365 / 0.584 / 0.702 (benchmarks/README.md, "Sessions 6-7")
 RECIPES["cpu-q12-se"] = {**RECIPES["cpu-q12-s"], "ema": 0.995}
 # `cpu-q12-s` whose training smooths the field too (ModelConfig.smooth_train): the losses see the
 # field inference returns. Worse: 0.364 / 0.521 / 0.559 at 1000 steps vs 0.365 / 0.584 / 0.702 for
