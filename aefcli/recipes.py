@@ -57,7 +57,7 @@ RECIPES["cpu-q12-s"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, sum
 RECIPES["cpu-q12-se"] = {**RECIPES["cpu-q12-s"], "ema": 0.995}
 # `cpu-q12-s` whose training smooths the field too (ModelConfig.smooth_train): the losses see the
 # field inference returns. Worse: 0.364 / 0.521 / 0.559 at 1000 steps vs 0.365 / 0.584 / 0.702 for
-# `cpu-q12-s` (below the random control at max-shot; benchmarks/README.md, "Session 6")
+# `cpu-q12-s` (below the random control at max-shot; benchmarks/README.md, "Sessions 6-7")
 RECIPES["cpu-q12-st"] = {**RECIPES["cpu-q12"],
                          "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, smooth_train=True)}
 # `cpu-q12` that also decodes the valid period's profile (12 bins, each the median of its clear
