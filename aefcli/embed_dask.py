@@ -5,8 +5,8 @@ Two kinds of task (see `aefcli.embed_task`): per owner chunk, one
 chunks this run writes; per output chunk, one `embed_chunk` task, which depends
 on the `compute_windows` tasks of its owners (itself and up to 3 neighbours),
 blends their parts and writes the Zarr chunk. Every window is computed once;
-results are a few numbers, the arrays go through part files. The threaded and
-process schedulers run the graph locally; a `tcp://` address sends the tasks to
+results are a few numbers, the arrays go through parts (in memory under the
+threaded scheduler, files otherwise). The threaded and process schedulers run the graph locally; a `tcp://` address sends the tasks to
 a dask.distributed cluster, where a task lost with its worker is simply run
 again elsewhere (part and chunk writes are atomic and idempotent).
 """
@@ -14,14 +14,17 @@ again elsewhere (part and chunk writes are atomic and idempotent).
 from __future__ import annotations
 
 import time
+import uuid
+from dataclasses import replace
 from typing import Any
 
 from aefcli import console
-from aefcli.embed_task import EmbedJob, compute_windows, embed_chunk
+from aefcli.embed_task import EmbedJob, compute_windows, drop_parts, embed_chunk
 from aefcli.errors import InputError
 from aefcli.tiling import Chunk, chunk_at, owners_of
 
 KEY_PREFIX = "aef-embed-chunk"
+PARTS_IN_MEMORY = True  # threaded runs hand parts over in memory (False: files, as before; an A/B knob of benchmarks/embed_speed.py)
 WINDOWS_PREFIX = "aef-embed-windows"
 
 
@@ -85,6 +88,8 @@ def _local(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int, bar
             if isinstance(key, str) and key.startswith(KEY_PREFIX):
                 bar.done(result)
 
+    if scheduler == "threads" and PARTS_IN_MEMORY:  # every task in this process: parts handed over in memory
+        job = replace(job, local_parts=uuid.uuid4().hex)
     wanted, owners = _graph(job, chunks)
     grid = job.layout.chunk
     win = {o: dask.delayed(compute_windows, pure=False)(job, chunk_at(job.shape, grid, *o), tuple(t),
@@ -92,8 +97,11 @@ def _local(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int, bar
            for o, t in wanted.items()}
     tasks = [dask.delayed(embed_chunk, pure=False)(job, c, *[win[o] for o in owners[c]], dask_key_name=_key(c))
              for c in chunks]
-    with Progress():
-        return list(dask.compute(*tasks, *win.values(), scheduler=scheduler, num_workers=workers))
+    try:
+        with Progress():
+            return list(dask.compute(*tasks, *win.values(), scheduler=scheduler, num_workers=workers))
+    finally:
+        drop_parts(job.local_parts)  # a failed run's leftovers
 
 
 def _distributed(job: EmbedJob, chunks: list[Chunk], address: str, bar: _Bar) -> list[dict[str, Any]]:

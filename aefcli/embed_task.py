@@ -17,9 +17,12 @@ In a global tile's store the windows crossing the tile's edge are left to
 by the chunk owning a segment's first window (or on the spot when missing), and
 blended after the interior parts.
 
-Parts are files, not task results: memory stays one chunk's accumulator plus one
-strip of input per task whatever the area, a resumed run reuses the parts a
-killed run saved, and dask.distributed never ships arrays between workers.
+Parts are not task results: memory stays one chunk's accumulator plus one strip
+of input per task whatever the area, and dask.distributed never ships arrays
+between workers. Under a process or cluster scheduler they are files (a resumed
+run reuses the parts a killed run saved); when every task of a run shares one
+process (the threaded scheduler, `EmbedJob.local_parts`), they are handed over
+in memory instead: writing and reading them back cost a tiny model ~8 % of its run.
 Everything a task needs travels in the small, picklable `EmbedJob`; the model
 and the cube are opened once per process and cached.
 """
@@ -58,6 +61,8 @@ class EmbedJob:
     config_hash: `inference_hash` of the checkpoint (its config, statistics and bands): with
     model_hash (the weights) it names the forward a window gets, in the model cache and the
     edge sums' signature.
+    local_parts: "" (parts are files), or the token of a run whose tasks all run in this
+    process: its parts stay in memory under that token (`held_parts`).
     """
 
     checkpoint: str
@@ -75,6 +80,7 @@ class EmbedJob:
     shape: tuple[int, int] = (0, 0)
     edges: Any = None  # aefcli.embed_edges.EdgeSpec of a global tile's store: edge windows shared with neighbours
     config_hash: str = ""
+    local_parts: str = ""
 
 
 def _cached(key: tuple, make):
@@ -239,9 +245,53 @@ def part_path(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) ->
     return Path(job.out) / PARTS / f"{owner[0]}.{owner[1]}-{target[0]}.{target[1]}.npy"
 
 
-def _save_part(path: Path, blend: Blender) -> None:
-    """A Blender's sums as a part file (see `save_sums`)."""
-    save_sums(path, blend.rows[0], blend.cols[0], blend.acc, blend.wsum, blend.has_data)
+Part = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # (row0, col0, acc (h, w, 64), wsum (h, w), has_data (h, w))
+_HELD: dict[tuple, Part] = {}  # in-memory parts: (run token, store, owner, target) -> sums
+
+
+def _held_key(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> tuple:
+    return job.local_parts, job.out, owner, target
+
+
+def _save_part(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int], blend: Blender) -> None:
+    """A Blender's sums as a part: in memory for a one-process run, else a file (see `save_sums`)."""
+    if job.local_parts:
+        with _LOCK:
+            _HELD[_held_key(job, owner, target)] = (blend.rows[0], blend.cols[0], blend.acc, blend.wsum, blend.has_data)
+        return
+    save_sums(part_path(job, owner, target), blend.rows[0], blend.cols[0], blend.acc, blend.wsum, blend.has_data)
+
+
+def _part_ready(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> bool:
+    if job.local_parts:
+        with _LOCK:
+            if _held_key(job, owner, target) in _HELD:
+                return True
+    return part_path(job, owner, target).exists()  # a file a killed run (or another process) saved
+
+
+def _take_part(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> Part | None:
+    """The part (its only reader takes it out of memory), or None when it is neither held nor on disk."""
+    if job.local_parts:
+        with _LOCK:
+            held = _HELD.pop(_held_key(job, owner, target), None)
+        if held is not None:
+            return held
+    path = part_path(job, owner, target)
+    return _load_part(path) if path.exists() else None
+
+
+def held_parts(token: str | None = None) -> int:
+    """Parts held in memory for run `token` (any run: None); none once all its chunks are written."""
+    with _LOCK:
+        return sum(token is None or k[0] == token for k in _HELD)
+
+
+def drop_parts(token: str) -> None:
+    """Forget the in-memory parts of run `token` (a failed run's leftovers; a re-run recomputes them)."""
+    with _LOCK:
+        for k in [k for k in _HELD if k[0] == token]:
+            del _HELD[k]
 
 
 def save_sums(path: Path, row0: int, col0: int, acc: np.ndarray, wsum: np.ndarray, has_data: np.ndarray) -> None:
@@ -291,7 +341,7 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
     me = (chunk.i, chunk.j)
     reach = {w: targets(lay, shape, *w) for w in owned}
     open_ = {t for t in wanted if not chunk_written(job.out, *t)}
-    need = sorted({t for t in open_ if any(t in r for r in reach.values()) and not part_path(job, me, t).exists()})
+    need = sorted({t for t in open_ if any(t in r for r in reach.values()) and not _part_ready(job, me, t)})
     stats = {"kind": "windows", "pixels": 0, "windows": 0, "model_seconds": 0.0}
     if job.edges is not None:  # this chunk's edge segments, once for every tile they reach
         from aefcli.embed_edges import compute_segment, owned as owned_segments
@@ -328,7 +378,7 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
     if batch:
         flush()
     for t, blend in blends.items():
-        _save_part(part_path(job, me, t), blend)
+        _save_part(job, me, t, blend)
     return {**stats, "seconds": time.perf_counter() - t_start}
 
 
@@ -339,10 +389,11 @@ def blend_chunk(job: EmbedJob, chunk: Chunk) -> tuple[np.ndarray, dict[str, floa
     blend = Blender(lay, chunk.rows, chunk.cols, EMBED_DIM)
     stats = {"kind": "chunk", "pixels": chunk.pixels, "windows": 0, "model_seconds": 0.0}
     for owner in owners_of(lay, job.shape, chunk, _grid(job)):  # a fixed order: the float sums are reproducible
-        path = part_path(job, owner, me)
-        if not path.exists():
+        part = _take_part(job, owner, me)
+        if part is None:
             _add(stats, compute_windows(job, chunk_at(job.shape, lay.chunk, *owner), [me]))
-        blend.add_block(*_load_part(path))
+            part = _take_part(job, owner, me)
+        blend.add_block(*part)
     if job.edges is not None:  # then the edge segments, in their absolute order (the same in every tile)
         from aefcli.embed_edges import compute_segment, load_segment, reaching
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
@@ -197,12 +198,13 @@ def _overlapped(cfgs: list, done: Callable[[dict[str, Any]], None]) -> None:
 
     from aefcli import console
     from aefcli.embed import finish, start, workers
-    from aefcli.embed_task import compute_windows, embed_chunk
+    from aefcli.embed_task import compute_windows, drop_parts, embed_chunk
     from aefcli.heap import configure as configure_heap
     from aefcli.tiling import chunk_at
 
     todo, flights, ready, running = list(cfgs), [], [], {}
     order = iter(range(1 << 62))
+    token = uuid.uuid4().hex
     bar = console.progress([], total=0, desc="embed", unit="tile")
 
     def open_next() -> None:
@@ -212,6 +214,7 @@ def _overlapped(cfgs: list, done: Callable[[dict[str, Any]], None]) -> None:
             flights.append(_Flight(cfg, None, next(order), 0.0, error=started.get("error"), stats=[started]))
             return
         p, chunks = started
+        p = replace(p, job=replace(p.job, local_parts=token))  # one process: parts handed over in memory
         f = _Flight(cfg, p, next(order), time.perf_counter())
         wanted, deps = _graph(p.job, chunks)
         for o, targets in wanted.items():
@@ -280,6 +283,7 @@ def _overlapped(cfgs: list, done: Callable[[dict[str, Any]], None]) -> None:
             raise
         finally:
             bar.close()
+            drop_parts(token)  # a failed tile's leftovers
 
 
 def _graph(job, chunks: list) -> tuple[dict, dict]:

@@ -313,10 +313,12 @@ class Blender:
         self.has_data[dst] |= has_data[src]
 
     def result(self) -> np.ndarray:
-        """(h, w, C) float32 unit vectors; NaN where no observation or no window weight."""
+        """(h, w, C) float32 unit vectors; NaN where no observation or no window weight.
+
+        Normalises the sums in place (call it once, last): no copy of the block."""
         norm = np.linalg.norm(self.acc, axis=-1, keepdims=True)
         ok = self.has_data & (self.wsum > 0) & (norm[..., 0] > 0)
         with np.errstate(invalid="ignore", divide="ignore"):
-            out = self.acc / norm
+            out = np.divide(self.acc, norm, out=self.acc)
         out[~ok] = np.nan
-        return out.astype(np.float32)
+        return out

@@ -3,7 +3,7 @@
 Prints one JSON line per measurement. Each measurement runs in a fresh child
 process so peak RSS is its own.
 
-    python benchmarks/embed_speed.py [--size 512] [--chunk 256] [--preset tiny|small] [--window 128] [--reps 3]
+    python benchmarks/embed_speed.py [--size 512] [--chunk 256] [--preset tiny|small|RECIPE] [--window 128] [--reps 3]
 
 - efficiency: end-to-end output px/s of `run()` vs the bare model forward on the
   UNIQUE windows of the area, each once (so windows computed twice would count
@@ -57,8 +57,15 @@ def _checkpoint(path: Path, cube: Path, preset_name: str) -> Path:
     from embed_world import S2_BANDS
     from model import EmbeddingFieldModel, SourceSpec, preset
 
+    from aefcli.recipes import RECIPES
+
     torch.manual_seed(0)
-    cfg = preset(preset_name, (SourceSpec("s2", len(S2_BANDS)),))
+    sources = (SourceSpec("s2", len(S2_BANDS)),)
+    if preset_name in RECIPES:  # a training recipe's model: its preset with its model overrides
+        recipe = RECIPES[preset_name]
+        cfg = preset(recipe["preset"], sources, **recipe.get("model_overrides", {}))
+    else:
+        cfg = preset(preset_name, sources)
     return save_checkpoint(path, EmbeddingFieldModel(cfg), cfg, {"s2": open_cube(cube).norm["s2"]},
                            {"s2": S2_BANDS}, {"preset": preset_name}, step=0)
 
@@ -150,6 +157,7 @@ SWITCHES = {
     "direct_writes": (("aefcli.io.embedding_store", "DIRECT_WRITES", False, True),),  # chunk files vs zarr's write path
     "chunks_outside_heap": (("aefcli.io.chunk_decode", "OUTSIDE_HEAP", False, True),),  # decoded chunks in own mmaps
     "trim_slack_64": (("aefcli.heap", "TRIM_SLACK", 128 * 2**20, 64 * 2**20),),  # trim at half the idle growth
+    "parts_in_memory": (("aefcli.embed_dask", "PARTS_IN_MEMORY", False, True),),  # threaded runs: parts in memory vs files
 }
 AB_SWITCHES = tuple(SWITCHES)
 
@@ -350,7 +358,8 @@ def _median(values: list[float]) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=512)
-    ap.add_argument("--preset", default="tiny")
+    ap.add_argument("--preset", default="tiny", help="model: tiny | small | base, or a training recipe's name "
+                    "(its model, e.g. cpu-q12-s: the checkpoint benchmarks/quality.py trains)")
     ap.add_argument("--window", type=int, default=128)
     ap.add_argument("--chunk", type=int, default=256, help="output chunk: size/chunk chunks per side at 1x")
     ap.add_argument("--batch", type=int, default=4)

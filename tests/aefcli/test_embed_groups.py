@@ -91,3 +91,37 @@ def test_period_longer_than_the_checkpoint_was_trained_for_is_refused(world, tmp
     ok = plan(_cfg(world, "p.zarr", checkpoint=short, period="2024-02-01/2024-05-01"))  # 90 days <= 2 x 60
     assert ok.windows > 0
     plan(_cfg(world, "p.zarr"))  # no support_days recorded: any period
+
+
+
+def test_one_process_hands_parts_over_in_memory_with_the_same_store_as_part_files(world, monkeypatch):
+    """A threaded run keeps its parts in memory (no part file is written, none is left held) and
+    gives, bitwise, the store that the same tasks give through part files."""
+    from dataclasses import replace
+
+    import aefcli.embed_task as task
+    from aefcli.embed_dask import _graph
+    from aefcli.io.embedding_store import create_store
+    from aefcli.tiling import chunk_at
+
+    written, save_sums = [], task.save_sums
+    monkeypatch.setattr(task, "save_sums", lambda path, *a: written.append(path) or save_sums(path, *a))
+    reference = run(_cfg(world, "ref.zarr", overwrite=True))
+    assert written == [] and task.held_parts() == 0
+    for token, name in (("", "files.zarr"), ("run-1", "memory.zarr")):
+        cfg = _cfg(world, name)
+        shutil.rmtree(cfg.out, ignore_errors=True)
+        p = plan(cfg)
+        create_store(cfg.out, p.geobox, list(range(64)), cfg.dtype, cfg.chunk, p.attrs)
+        job = replace(p.job, local_parts=token)
+        wanted, _ = _graph(job, p.chunks)
+        for o, t in wanted.items():
+            task.compute_windows(job, chunk_at(job.shape, job.layout.chunk, *o), t)
+        files = list((cfg.out / task.PARTS).glob("*.npy"))
+        parts = sum(len(t) for t in wanted.values())  # one part per (owner, chunk it reaches)
+        assert (len(files), task.held_parts(token)) == ((0, parts) if token else (parts, 0))
+        for c in p.chunks:
+            task.embed_chunk(job, c)
+        assert task.held_parts(token) == 0 and not list((cfg.out / task.PARTS).glob("*.npy"))
+        np.testing.assert_array_equal(open_embeddings(cfg.out, allow_incomplete=True).values,
+                                      open_embeddings(reference["store"]).values)
