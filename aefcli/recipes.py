@@ -51,6 +51,11 @@ RECIPES["cpu-q12-t2"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, su
 # 0.722; benchmarks/README.md, "Sessions 4-5"); to 5000 steps worse (0.391 / 0.597 / 0.659: "Sessions 6-7").
 # The default recipe of benchmarks/quality.py.
 RECIPES["cpu-q12-s"] = {**RECIPES["cpu-q12"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6)}
+# `cpu-q12-s` whose head also takes each pixel's own period profile (12 sub-period means of its
+# valid inputs, `model.profile`) at full resolution: small parcels keep their own phenology
+# instead of their 8 x 8 px cell's (figures: benchmarks/README.md, "Session 8")
+RECIPES["cpu-q12-sp"] = {**RECIPES["cpu-q12-s"],
+                         "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, profile_skip=12)}
 # `cpu-q12-s` whose checkpoint holds an exponential moving average of the weights (decay 0.995,
 # ~200 steps), tried because the probe fell from 3000 to 5000 steps while the loss kept falling.
 # No better: 0.372 / 0.574 / 0.656 at 1000 steps vs 0.365 / 0.584 / 0.702 (benchmarks/README.md, "Sessions 6-7")

@@ -52,6 +52,9 @@ class ModelConfig:
     summary_queries: K > 1 cuts the valid period into K equal sub-periods, one query each
     (from its own timecodes); their summaries go side by side into the head's output
     projection, so the summary says when something was seen (1: the single period query).
+    profile_skip: K > 0 gives the head each pixel's own period profile (its mean valid input
+    in K equal sub-periods, `model.profile`) through a learned linear map at full resolution,
+    beside the cell summaries: small parcels keep their own phenology (0: off).
     time_factor: the time path's cell in precision cells: 4 (L/8, cells of 8 x 8 px, the
     default) or 2 (L/4, 4 x 4 px, for small parcels; about 4x the time path's work). The
     space path stays at L/16 either way, so the two coarse paths never share a resolution
@@ -76,6 +79,7 @@ class ModelConfig:
     summary_heads: int = 4
     summary_width: int = 0
     summary_queries: int = 1
+    profile_skip: int = 0
     mlp_ratio: float = 4.0
     time_factor: int = 4
     smooth_radius: int = 0
@@ -117,6 +121,8 @@ class ModelConfig:
             raise ValueError("smooth_radius must be >= 0 (0: off), smooth_passes and smooth_step >= 1, smooth_tau > 0")
         if self.summary_queries < 1:
             raise ValueError(f"summary_queries must be >= 1, got {self.summary_queries}")
+        if self.profile_skip < 0:
+            raise ValueError(f"profile_skip must be >= 0 (0: off), got {self.profile_skip}")
         if self.summary_width < 0:
             raise ValueError(f"summary_width must be >= 0 (0: precision_width), got {self.summary_width}")
         if (self.summary_width or self.precision_width) % self.summary_heads:

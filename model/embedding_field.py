@@ -11,6 +11,7 @@ from model.batch import VideoBatch
 from model.config import ModelConfig
 from model.decoder import Decoder
 from model.encoder import STPEncoder
+from model.profile import period_profile
 from model.smoothing import edge_aware_smooth
 from model.summary import SummaryHead
 from model.vmf import sample_vmf
@@ -42,12 +43,17 @@ class EmbeddingFieldModel(nn.Module):
         edge-aware smoothed when the config asks for it (`model.smoothing`)."""
         b, cfg = video.batch_size, self.cfg
         if torch.is_grad_enabled():  # training learns the unsmoothed field unless cfg.smooth_train
-            mu = self.summary(self.encoder(video), video.period)
+            mu = self.summarise(video)
             return self.smooth(mu) if cfg.smooth_train else mu
         if b <= self.inference_batch:
-            return self.smooth(self.summary(self.encoder(video), video.period))
+            return self.smooth(self.summarise(video))
         groups = torch.arange(b, device=video.period.device).split(self.inference_batch)
         return torch.cat([self(video.select(index)) for index in groups])
+
+    def summarise(self, video: VideoBatch) -> torch.Tensor:
+        """Encoder + period summary (+ each pixel's own profile when cfg.profile_skip): the unsmoothed mu."""
+        profile = period_profile(video, self.cfg) if self.cfg.profile_skip else None
+        return self.summary(self.encoder(video), video.period, profile)
 
     def smooth(self, mu: torch.Tensor) -> torch.Tensor:
         """The config's edge-aware smoothing of mu (B, L, L, E); the identity when smooth_radius is 0."""

@@ -21,6 +21,7 @@ from torch import nn
 from model.config import ModelConfig
 from model.encoder import Encoded
 from model.layers import MLP
+from model.profile import profile_width
 from model.timecode import timecode
 
 
@@ -58,6 +59,8 @@ class SummaryHead(nn.Module):
         self.upsample = nn.ConvTranspose2d(p, p, 4, stride=2, padding=1, groups=p, bias=False)
         with torch.no_grad():
             self.upsample.weight.copy_(_bilinear_kernel(p))
+        # each pixel's own period profile (`model.profile`), mapped into the upsampled summary
+        self.profile = nn.Linear(profile_width(cfg), p) if cfg.profile_skip else None
         self.proj_norm = nn.LayerNorm(p)
         self.proj = nn.Sequential(nn.Linear(p, p), nn.GELU(), nn.Linear(p, cfg.embed_dim))
 
@@ -75,8 +78,9 @@ class SummaryHead(nn.Module):
         duration = (period[:, 1] - period[:, 0]).clamp(min=1.0).log()[:, None] / math.log(3650.0)
         return torch.cat([tc.flatten(1), duration.float()], dim=-1)
 
-    def forward(self, enc: Encoded, period: torch.Tensor) -> torch.Tensor:
-        """-> mu (B, L, L, embed_dim), unit norm.
+    def forward(self, enc: Encoded, period: torch.Tensor, profile: torch.Tensor | None = None) -> torch.Tensor:
+        """-> mu (B, L, L, embed_dim), unit norm. profile: (B, L, L, profile_width) when
+        cfg.profile_skip (`model.profile.period_profile`), else None.
 
         Each query is folded into the key and value projections, so no per-frame key
         or value is ever made: q . (W_k x + k0) = (W_k^T q) . x + q . k0, and
@@ -112,6 +116,8 @@ class SummaryHead(nn.Module):
         s = s.reshape(b, h, w, kq * n * d)  # (B, h, w, K*P)
         s = self.out(s) + self.period_embed(code)[:, None, None]
         s = s + self.mlp(self.mlp_norm(s))
-        s = self.upsample(rearrange(s, "b h w c -> b c h w"))  # (B, P, L, L)
-        mu = self.proj(self.proj_norm(rearrange(s, "b c h w -> b h w c")))
+        s = rearrange(self.upsample(rearrange(s, "b h w c -> b c h w")), "b c h w -> b h w c")  # (B, L, L, P)
+        if self.profile is not None:
+            s = s + self.profile(profile.to(s.dtype))
+        mu = self.proj(self.proj_norm(s))
         return F.normalize(mu.float(), dim=-1)
