@@ -240,6 +240,17 @@ class Cube:
             raw, ok = raw.copy(), ok.copy()
         return raw, ok
 
+    def chunk_position_bytes(self, source: str, period=None) -> int:
+        """Bytes the decoded-chunk cache holds for one store chunk position of `source`: every
+        frame of the period, standardised float32 values plus the valid mask."""
+        raw = self._root[source]["raw"]
+        ch, cw = raw.chunks[2], raw.chunks[3]
+        return len(self.frame_indices(source, period)) * (raw.shape[1] * ch * cw * 4 + ch * cw)
+
+    def reserve_chunk_cache(self, nbytes: int) -> None:
+        """Let the decoded-chunk cache grow to at least `nbytes` (it never shrinks)."""
+        self._chunks.reserve(int(nbytes))
+
     @property
     def chunks_decoded(self) -> int:
         """Store chunks (one frame of one chunk) decoded by cached reads so far: the cost of re-reads."""
@@ -313,6 +324,10 @@ class _ChunkCache:
             if item is not None:
                 self._items.move_to_end(key)
             return item
+
+    def reserve(self, budget: int) -> None:
+        with self._lock:
+            self.budget = max(self.budget, budget)
 
     def count_decoded(self, n: int) -> None:
         with self._lock:

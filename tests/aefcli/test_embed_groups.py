@@ -125,3 +125,22 @@ def test_one_process_hands_parts_over_in_memory_with_the_same_store_as_part_file
         assert task.held_parts(token) == 0 and not list((cfg.out / task.PARTS).glob("*.npy"))
         np.testing.assert_array_equal(open_embeddings(cfg.out, allow_incomplete=True).values,
                                       open_embeddings(reference["store"]).values)
+
+
+def test_the_chunk_cache_holds_what_a_strip_reads_so_each_frame_chunk_is_decoded_once(world, tmp_path, monkeypatch):
+    """With a floor far below one chunk position's frames, the run still decodes each store
+    frame-chunk once: the cache is sized to two positions of the run's period."""
+    import aefcli.embed_task as task
+
+    monkeypatch.setattr(task, "CHUNK_CACHE_BYTES", 1)
+    cube_path = make_cube(tmp_path / "cube.zarr", size=SIZE, frames=7)
+    cfg = _cfg(world, "cache.zarr", cube=cube_path, overwrite=True)
+    try:
+        assert run(cfg)["complete"]
+        cube = task._cube(str(cube_path))
+        frames = len(cube.frame_indices("s2"))
+        assert cube.chunks_decoded == frames  # one position, every frame once
+        need = 2 * cube.chunk_position_bytes("s2")
+        assert task.chunk_cache_bytes(cube, None) == need > 1
+    finally:
+        task._CACHE.pop(("cube", str(cube_path)), None)
