@@ -46,6 +46,7 @@ EMBED_DIM = 64
 _CACHE: dict[tuple, Any] = {}
 CHUNK_CACHE_BYTES = 128 * 2**20  # decoded cube chunks kept per process: neighbouring tasks' reads share them
 _LOCK = threading.Lock()
+_BATCH = threading.local()  # per thread: the batch input buffers, refilled batch after batch (`stack_frames`)
 
 
 @dataclass(frozen=True)
@@ -241,7 +242,9 @@ def run_windows(model, job: EmbedJob, windows: list[dict]) -> np.ndarray:
     from aefcli.video import windows_to_video
 
     period = np.tile(np.asarray(job.period_days, np.float64), (len(windows), 1))
-    video = windows_to_video(windows, period)
+    if not hasattr(_BATCH, "buffers"):
+        _BATCH.buffers = {}
+    video = windows_to_video(windows, period, reuse=_BATCH.buffers)  # the batch is done with when this returns
     if job.device != "cpu":
         video = video.to(job.device)
     with torch.inference_mode():

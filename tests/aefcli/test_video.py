@@ -62,3 +62,15 @@ def test_mismatched_bands_or_sizes_are_refused():
 def test_text_rows_pass_through():
     video = windows_to_video([{"s2": win(1)}] * 2, [[0, 1]] * 2, text=np.ones((2, 8)), text_mask=[True, False])
     assert video.text.shape == (2, 8) and video.text_mask.tolist() == [True, False]
+
+
+def test_reused_buffers_are_refilled_with_what_fresh_arrays_hold():
+    reuse: dict = {}
+    first = windows_to_video([{"s2": win(5, fill=7.0)}, {"s2": win(5, fill=8.0)}], [[0, 1], [0, 1]], reuse=reuse)
+    buffer = first.sources["s2"].values.numpy()
+    windows = [{"s2": win(3, fill=2.0)}, {"s2": win(5)}]
+    again = windows_to_video(windows, [[0, 1], [0, 1]], reuse=reuse)
+    fresh = windows_to_video(windows, [[0, 1], [0, 1]])
+    assert np.shares_memory(again.sources["s2"].values.numpy(), buffer)  # refilled, not allocated
+    for name in ("values", "valid", "times", "present"):  # the first batch's frames 3-4 of window 0 are gone
+        assert torch.equal(getattr(again.sources["s2"], name), getattr(fresh.sources["s2"], name))
