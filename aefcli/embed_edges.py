@@ -120,7 +120,7 @@ def compute_segment(job: EmbedJob, key: Segment) -> dict[str, float]:
     A no-op when this tile's file exists (a neighbour or a killed run made it). Concurrent
     tasks of one process asking for the same segment wait for the first one.
     """
-    from aefcli.embed_task import EMBED_DIM, _set_threads, add_weighted, load_model, read_batches, run_video
+    from aefcli.embed_task import EMBED_DIM, _set_threads, add_weighted, load_model, run_windows, window_inputs
 
     spec, lay = job.edges, job.layout
     mine = edge_path(spec, spec.tile, key)
@@ -136,13 +136,24 @@ def compute_segment(job: EmbedJob, key: Segment) -> dict[str, float]:
         _set_threads(job.torch_threads)
         _, model = load_model(job)
         weight = lay.weights()
-        for batch, video in read_batches(job, sorted(members)):  # row-major, windows with data only: one fixed batch order
+        batch: list = []
+
+        def flush() -> None:
             t0 = time.perf_counter()
-            mu = run_video(model, job, video)
+            mu = run_windows(model, job, [b[2] for b in batch])
             stats["model_seconds"] += time.perf_counter() - t0
             stats["windows"] += len(batch)
-            for (r0, c0, has), vec in zip(batch, mu):
+            for (r0, c0, _, has), vec in zip(batch, mu):
                 add_weighted([blend], weight, r0, c0, vec, has)
+            batch.clear()
+
+        for item in window_inputs(job, rows, cols):  # row-major, windows with data only: one fixed batch order
+            if (item[0], item[1]) in members:
+                batch.append(item)
+                if len(batch) == job.batch_size:
+                    flush()
+        if batch:
+            flush()
         shared = {(dy, dx): store for dy, dx, store in spec.share}
         ty, tx, h, w, _ = key
         for dy in range(ty - spec.tile[0], ty - spec.tile[0] + h):

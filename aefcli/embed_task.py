@@ -163,8 +163,7 @@ class _Strip:
 
 
 def read_strip(job: EmbedJob, row0: int, col0: int, width: int, height: int = 0) -> _Strip:
-    """Input for output rows [row0, row0+height) (default L) and cols [col0, col0+width), all sources of the job
-    (new arrays; tiled inference reads its batches with `read_batches`)."""
+    """Input for output rows [row0, row0+height) (default L) and cols [col0, col0+width), all sources of the job."""
     from aefcli.io.cube import SourceWindow
 
     ckpt, _ = load_model(job)
@@ -183,123 +182,74 @@ def read_strip(job: EmbedJob, row0: int, col0: int, width: int, height: int = 0)
     return _Strip(row0, col0, windows, has_data)
 
 
+def _cut(strip: _Strip, row0: int, col0: int, size: int) -> tuple[dict[str, Any], np.ndarray]:
+    """One L x L window of a strip, starting at output pixel (row0, col0)."""
+    from aefcli.io.cube import SourceWindow
+
+    r, a = row0 - strip.row0, col0 - strip.col0
+    cut = {
+        s: SourceWindow(w.values[..., r : r + size, a : a + size], w.valid[..., r : r + size, a : a + size], w.times, w.bands)
+        for s, w in strip.windows.items()
+    }
+    return cut, strip.has_data[r : r + size, a : a + size]
+
+
+STRIP_BYTES = 64 * 2**20  # input held per read: rows of windows are grouped up to this size
 PARTS = ".aef-parts"  # inside the store: zarr ignores a folder without zarr.json
 
 
-def read_batches(job: EmbedJob, windows: Sequence[tuple[int, int]]) -> Iterator[tuple[list[tuple[int, int, np.ndarray]], Any]]:
-    """The windows with data among `windows` (output pixel (row0, col0), row-major), in batches of
-    job.batch_size: per batch [(row0, col0, has_data (L, L))] and its model input (`VideoBatch`).
+def _row_groups(row_starts: list[int], rows_per_read: int) -> list[list[int]]:
+    return [row_starts[k : k + rows_per_read] for k in range(0, len(row_starts), rows_per_read)]
 
-    Each window is copied once, from the cube's decoded chunks straight into this thread's
-    batch buffers: no strip, no second copy, no fresh pages per batch. The buffers are
-    refilled for the next batch, so the caller is done with a batch before it asks for the
-    next. A reader thread decodes the chunks of the next window row while the model runs.
+
+def window_inputs(job: EmbedJob, row_starts: Sequence[int], col_starts: Sequence[int]) -> Iterator[tuple[int, int, dict, np.ndarray]]:
+    """(row0, col0, window, has_data) of every window row_starts x col_starts with data, row-major.
+
+    Input is read in strips of several window rows (up to STRIP_BYTES): the cube's
+    compressed chunks are larger than a window row, and each read decodes every
+    chunk it touches, so tall strips decode each cube chunk a few times, not once
+    per window row. The next strip is read in a background thread while the
+    caller runs the model on the current one, so I/O hides behind compute.
     """
-    import torch
+    lay = job.layout
+    row_starts, col_starts = sorted(row_starts), sorted(col_starts)
+    width = col_starts[-1] + lay.window - col_starts[0]
+    first = read_strip(job, row_starts[0], col_starts[0], width)  # one window row: sizes the strips
+    row_bytes = sum(w.values.nbytes + w.valid.nbytes for w in first.windows.values()) / lay.window
+    extra = max(0, int(STRIP_BYTES / max(row_bytes, 1.0)) - lay.window) // lay.stride
+    groups = [row_starts[:1]] + _row_groups(row_starts[1:], 1 + extra)
 
-    from aefcli.video import to_days
-    from model.batch import SourceFrames, VideoBatch
+    def read(group: list[int]) -> _Strip:
+        return read_strip(job, group[0], col_starts[0], width, group[-1] - group[0] + lay.window)
 
-    ckpt, _ = load_model(job)
-    cube = _job_cube(job)
-    size = job.layout.window
-    period = tuple(np.datetime64(p, "ns") for p in job.period)
-    names = sorted(job.bands)
-    idx = {s: cube.frame_indices(s, period) for s in names}
-    buf = _batch_buffers(job, {s: (max(len(idx[s]), 1), len(job.bands[s])) for s in names})
-    order = {s: None if tuple(cube.bands[s]) == tuple(job.bands[s]) else [cube.bands[s].index(b) for b in job.bands[s]]
-             for s in names}
-    days = {s: to_days(cube.times[s][idx[s]]).astype(np.float32) for s in names}
-    row_windows: dict[int, list[int]] = {}
-    for r0, c0 in windows:
-        row_windows.setdefault(r0, []).append(c0)
-
-    def span(r0: int, c0: int, c1: int) -> tuple[slice, slice]:
-        return (slice(job.offset[0] + r0, job.offset[0] + r0 + size), slice(job.offset[1] + c0, job.offset[1] + c1 + size))
-
-    def warm(r0: int) -> None:
-        cols = row_windows[r0]
-        for s in names:
-            cube.warm_window(s, *span(r0, min(cols), max(cols)), period, ckpt.norm[s])
-
-    def fill(slot: int, r0: int, c0: int) -> np.ndarray:
-        has = np.zeros((size, size), bool)
-        for s in names:
-            values, valid = buf[s][0][slot], buf[s][1][slot]
-            if not len(idx[s]):  # no frame in the period: one padding frame
-                values.fill(0.0)
-                valid.fill(False)
-                continue
-            if order[s] is None:
-                cube.read_window(s, *span(r0, c0, c0), period, ckpt.norm[s], out=(values, valid))
-            else:  # the checkpoint's band order differs from the cube's: one more copy
-                win = cube.read_window(s, *span(r0, c0, c0), period, ckpt.norm[s])
-                values[...], valid[...] = win.values[:, order[s]], win.valid
-            has |= valid.any(axis=0)
-        return has
-
-    def batch(n: int) -> Any:
-        sources = {}
-        for s in names:
-            t = len(idx[s])
-            times = np.tile(days[s] if t else np.zeros(1, np.float32), (n, 1))
-            sources[s] = SourceFrames(values=torch.from_numpy(buf[s][0][:n]), valid=torch.from_numpy(buf[s][1][:n]),
-                                      times=torch.from_numpy(times), present=torch.full((n, max(t, 1)), t > 0))
-        period_days = np.tile(np.asarray(job.period_days, np.float32), (n, 1))
-        return VideoBatch(sources=sources, period=torch.from_numpy(period_days))
-
-    rows = sorted(row_windows)
-    items: list[tuple[int, int, np.ndarray]] = []
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="aef-read") as pool:
-        pending = pool.submit(warm, rows[0]) if rows else None
-        for k, r0 in enumerate(rows):
-            pending.result()
-            if k + 1 < len(rows):
-                pending = pool.submit(warm, rows[k + 1])
-            for c0 in row_windows[r0]:
-                has = fill(len(items), r0, c0)
-                if has.any():  # a window without any observation only touches nodata pixels
-                    items.append((r0, c0, has))
-                if len(items) == job.batch_size:
-                    yield items, batch(len(items))
-                    items = []
-        if items:
-            yield items, batch(len(items))
-
-
-def _batch_buffers(job: EmbedJob, shapes: dict[str, tuple[int, int]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """This thread's batch buffers for `read_batches`: per source (values (B, T, C, L, L), valid (B, T, L, L))."""
-    if not hasattr(_BATCH, "buffers"):
-        _BATCH.buffers = {}
-    size, out = job.layout.window, {}
-    for s, (t, c) in shapes.items():
-        key = ("read", s, job.batch_size, t, c, size)
-        if key not in _BATCH.buffers:
-            _BATCH.buffers[key] = (np.empty((job.batch_size, t, c, size, size), np.float32),
-                                   np.empty((job.batch_size, t, size, size), bool))
-        out[s] = _BATCH.buffers[key]
-    return out
-
-
-def run_video(model, job: EmbedJob, video) -> np.ndarray:
-    """Model forward on a `VideoBatch` -> (B, L, L, 64) float32 unit vectors (the bare compute)."""
-    import torch
-
-    if job.device != "cpu":
-        video = video.to(job.device)
-    with torch.inference_mode():
-        mu = model(video)
-    return mu.float().cpu().numpy()
+        pending = None
+        for k, group in enumerate(groups):
+            strip = first if k == 0 else pending.result()
+            if k + 1 < len(groups):
+                pending = pool.submit(read, groups[k + 1])
+            for r0 in group:
+                for c0 in col_starts:
+                    win, has = _cut(strip, r0, c0, lay.window)
+                    if has.any():  # a window without any observation only touches nodata pixels
+                        yield r0, c0, win, has
 
 
 def run_windows(model, job: EmbedJob, windows: list[dict]) -> np.ndarray:
-    """Model forward on a batch of cube windows (`read_strip`) -> (B, L, L, 64) float32 unit vectors."""
+    """Model forward on a batch of windows -> (B, L, L, 64) float32 unit vectors (the bare compute)."""
+    import torch
+
     from aefcli.video import windows_to_video
 
     period = np.tile(np.asarray(job.period_days, np.float64), (len(windows), 1))
     if not hasattr(_BATCH, "buffers"):
         _BATCH.buffers = {}
-    return run_video(model, job, windows_to_video(windows, period, reuse=_BATCH.buffers))  # done with when this returns
+    video = windows_to_video(windows, period, reuse=_BATCH.buffers)  # the batch is done with when this returns
+    if job.device != "cpu":
+        video = video.to(job.device)
+    with torch.inference_mode():
+        mu = model(video)
+    return mu.float().cpu().numpy()
 
 
 def add_weighted(blends: Sequence[Blender], weight: np.ndarray, row0: int, col0: int, values: np.ndarray,
@@ -433,15 +383,25 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
         blends[t] = Blender(lay, *_extent(lay, chunk_at(shape, lay.chunk, *t), into), EMBED_DIM)
     rows, cols = sorted({r for r, _ in owned}), sorted({c for _, c in owned})
     weight = lay.weights()
-    for batch, video in read_batches(job, [(r, c) for r in rows for c in cols]):  # streamed: one batch of input at a time
-        hit = [[t for t in reach[(r0, c0)] if t in blends] for r0, c0, _ in batch]
+    batch: list[tuple[int, int, dict, np.ndarray]] = []
+
+    def flush() -> None:
+        hit = [[t for t in reach[(r0, c0)] if t in blends] for r0, c0, _, _ in batch]
         if any(hit):
             t0 = time.perf_counter()
-            mu = run_video(model, job, video)
+            mu = run_windows(model, job, [b[2] for b in batch])
             stats["model_seconds"] += time.perf_counter() - t0
             stats["windows"] += len(batch)
-            for (r0, c0, has), vec, into in zip(batch, mu, hit):
+            for (r0, c0, _, has), vec, into in zip(batch, mu, hit):
                 add_weighted([blends[t] for t in into], weight, r0, c0, vec, has)
+        batch.clear()
+
+    for item in window_inputs(job, rows, cols):  # streamed: one strip of input at a time
+        batch.append(item)
+        if len(batch) == job.batch_size:
+            flush()
+    if batch:
+        flush()
     for t, blend in blends.items():
         _save_part(job, me, t, blend)
     return {**stats, "seconds": time.perf_counter() - t_start}

@@ -259,6 +259,8 @@ def child(args) -> None:
 
     import aefcli.embed_task
 
+    if args.strip_bytes is not None:  # 0: one window row per read (the reader before tall strips)
+        aefcli.embed_task.STRIP_BYTES = args.strip_bytes
     if args.cache_mb is not None:  # decoded cube chunks kept per process (0: read straight from the store)
         aefcli.embed_task.CHUNK_CACHE_BYTES = args.cache_mb * 2**20
     _malloc_policy(args.malloc)
@@ -276,7 +278,7 @@ def child(args) -> None:
     t0 = time.perf_counter()
     first = _timed_run(cfg, p.job)
     wall = time.perf_counter() - t0
-    line = {"preset": args.preset, "frames": args.frames, "malloc": args.malloc, "size": args.size, "chunks": len(p.chunks),
+    line = {"preset": args.preset, "frames": args.frames, "malloc": args.malloc, "strip_bytes": args.strip_bytes, "size": args.size, "chunks": len(p.chunks),
             "workers": args.workers, "dtype": args.dtype, "windows_run": first["windows"], "windows_unique": p.windows,
             "frame_chunks_decoded": first["decoded"], "frame_chunks_in_cube": _cube_frame_chunks(p.job),
             "wall_s": round(wall, 2), "run_px_per_s": round(first["pixels"] / wall, 1), "px_per_s": first["px_per_s"],
@@ -293,17 +295,16 @@ def _pairs(args, cfg, p, first: dict) -> dict:
     """Alternated (end-to-end run, bare forward) pairs in this process; the first run is `first`.
 
     The bare forward runs the area's UNIQUE windows once each (so a window computed twice
-    counts as overhead), inputs read and stacked into model inputs beforehand (since session
-    8: the stacking copy counts as the run's overhead too), batched as the run's compute tasks
-    batch them (one list per owner chunk), as many lists at once as the run has concurrent
-    tasks, same torch threads.
+    counts as overhead), inputs read beforehand, batched as the run's compute tasks batch
+    them (one list per owner chunk), as many lists at once as the run has concurrent tasks,
+    same torch threads.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     import torch
 
-    from aefcli.embed_task import load_model, read_batches, run_video
-    from aefcli.tiling import owned_windows
+    from aefcli.embed_task import load_model, run_windows, window_inputs
+    from aefcli.tiling import batches, owned_windows
 
     _, model = load_model(p.job)
     prepared = []
@@ -311,12 +312,12 @@ def _pairs(args, cfg, p, first: dict) -> dict:
         owned = owned_windows(p.job.layout, p.job.shape, chunk)
         if owned:
             rows, cols = sorted({r for r, _ in owned}), sorted({c for _, c in owned})
-            prepared.append([_copy(video) for _, video in read_batches(p.job, [(r, c) for r in rows for c in cols])])
+            prepared.append([w for _, _, w, _ in window_inputs(p.job, rows, cols)])
     workers = cfg.workers or min(2, os.cpu_count() or 1)
 
-    def forward(videos: list) -> None:
-        for video in videos:
-            run_video(model, p.job, video)
+    def forward(wins: list) -> None:
+        for b in batches(wins, args.batch):
+            run_windows(model, p.job, b)
 
     def bare() -> tuple[float, float]:
         c0, t1 = time.process_time(), time.perf_counter()
@@ -349,14 +350,6 @@ def _pairs(args, cfg, p, first: dict) -> dict:
     return line
 
 
-def _copy(video):
-    """A VideoBatch of its own tensors (`read_batches` refills its buffers for the next batch)."""
-    from model.batch import SourceFrames, VideoBatch
-
-    sources = {s: SourceFrames(*(x.clone() for x in (f.values, f.valid, f.times, f.present))) for s, f in video.sources.items()}
-    return VideoBatch(sources=sources, period=video.period.clone())
-
-
 def _median(values: list[float]) -> float:
     """The median (the upper one of an even count, as before)."""
     return sorted(values)[len(values) // 2]
@@ -373,7 +366,9 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=0)
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--scale", type=int, default=4, help="side factor of the large run (4 -> 16x area)")
+    ap.add_argument("--strip-bytes", type=int, default=None, help="input bytes per read (embed_task.STRIP_BYTES)")
     ap.add_argument("--cache-mb", type=int, default=None, help="embed_task.CHUNK_CACHE_BYTES in MiB")
+    ap.add_argument("--before", action="store_true", help="also run every case with one window row per read (0 bytes)")
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--reps", type=int, default=3, help="alternated (run, bare forward) pairs")
@@ -417,18 +412,21 @@ def main() -> None:
         runs += [["--size", str(big), "--workers", workers] + side for side in sides]
     if "int8" in cases:
         runs.append(["--size", str(args.size), "--dtype", "int8", "--workers", workers])
-    lines = []
-    for extra in runs:
-        out = subprocess.run(base + extra, capture_output=True, text=True, env=env)
-        print(out.stdout.strip() or out.stderr[-2000:], flush=True)
-        lines.append(json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None)
-    small = lines[0]
-    for large in [line for line in lines[1:] if line and line["size"] == big and line["dtype"] == args.dtype]:
-        if small:
-            print(json.dumps({"scaling": f"{args.scale**2}x area", "variant": large["variant"] if args.ab else None,
-                              "rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
-                              "time_ratio": round(large["wall_s"] / small["wall_s"], 2), "goals": "rss <= 1.25, time <= 17"}),
-                  flush=True)
+    for strip in (["--strip-bytes", "0"], []) if args.before else ([],):
+        lines = []
+        for extra in runs:
+            out = subprocess.run(base + strip + extra, capture_output=True, text=True, env=env)
+            print(out.stdout.strip() or out.stderr[-2000:], flush=True)
+            lines.append(json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else None)
+        small = lines[0]
+        for large in [line for line in lines[1:] if line and line["size"] == big and line["dtype"] == args.dtype]:
+            if small:
+                print(json.dumps({"scaling": f"{args.scale**2}x area", "strip_bytes": strip[1] if strip else "default",
+                                  "variant": large["variant"] if args.ab else None,
+                                  "rss_ratio": round(large["peak_rss_mb"] / small["peak_rss_mb"], 3),
+                                  "time_ratio": round(large["wall_s"] / small["wall_s"], 2), "goals": "rss <= 1.25, time <= 17"}),
+                      flush=True)
+
 
 if __name__ == "__main__":
     main()

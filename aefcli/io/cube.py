@@ -112,15 +112,12 @@ class Cube:
         t0, t1 = (_as_datetime64(p) for p in period)
         return np.flatnonzero((times >= t0) & (times < t1))
 
-    def read_window(self, source: str, rows: slice, cols: slice, period=None, norm: NormStats | None = None,
-                    out: tuple[np.ndarray, np.ndarray] | None = None) -> SourceWindow:
+    def read_window(self, source: str, rows: slice, cols: slice, period=None, norm: NormStats | None = None) -> SourceWindow:
         """Standardised values of a (rows, cols) window; it may overhang the cube (overhang is invalid).
 
         rows, cols: slices of pixel indices with explicit start and stop (negative = before the edge).
         period: (t0, t1) anything numpy reads as a datetime, end exclusive. norm: statistics to use
         (e.g. a checkpoint's); default the cube's own.
-        out: (values (T, C, h, w) float32, valid (T, h, w) bool) to fill instead of new arrays
-        (e.g. a slot of a batch buffer), bands in the cube's order; returned in the window.
         """
         if source not in self.sources:
             raise DataError(f"cube {self.path} has no source {source!r}; it has {list(self.sources)}")
@@ -135,17 +132,9 @@ class Cube:
         idx = self.frame_indices(source, period)
         t_store = self._frames[source][idx]
         nc, h, w = len(self.bands[source]), r1 - r0, c1 - c0
+        values = np.zeros((len(idx), nc, h, w), dtype=np.float32)
+        valid = np.zeros((len(idx), h, w), dtype=bool)
         ir0, ir1, ic0, ic1 = max(r0, 0), min(r1, ny), max(c0, 0), min(c1, nx)
-        if out is None:
-            values = np.zeros((len(idx), nc, h, w), dtype=np.float32)
-            valid = np.zeros((len(idx), h, w), dtype=bool)
-        else:
-            values, valid = out
-            if values.shape != (len(idx), nc, h, w) or valid.shape != (len(idx), h, w):
-                raise ValueError(f"out arrays {values.shape}, {valid.shape} do not fit the window {(len(idx), nc, h, w)}")
-            if (ir0, ir1, ic0, ic1) != (r0, r1, c0, c1):  # overhang: what new arrays hold there
-                values.fill(0.0)
-                valid.fill(False)
         if len(idx) and ir1 > ir0 and ic1 > ic0:
             sel, ys, xs = np.asarray(t_store), slice(ir0, ir1), slice(ic0, ic1)
             inner = (slice(ir0 - r0, ir1 - r0), slice(ic0 - c0, ic1 - c0))
@@ -164,22 +153,10 @@ class Cube:
                 valid[..., inner[0], inner[1]] = ok
         return SourceWindow(values, valid, self.times[source][idx], self.bands[source])
 
-    def warm_window(self, source: str, rows: slice, cols: slice, period=None, norm: NormStats | None = None) -> None:
-        """Decode into the chunk cache what `read_window` of this window will need, copying nothing
-        (a reader thread does it for the next rows while the model runs on the current ones)."""
-        stats = (norm or self.norm[source]).select(self.bands[source])
-        ny, nx = self.attrs["shape"]
-        ys = slice(max(rows.start, 0), min(rows.stop, ny))
-        xs = slice(max(cols.start, 0), min(cols.stop, nx))
-        sel = np.asarray(self._frames[source][self.frame_indices(source, period)])
-        if len(sel) and ys.stop > ys.start and xs.stop > xs.start and self._chunks.budget and not self._in_ram(source):
-            self._read_standardised(source, stats, sel, ys, xs)
-
     def _read_standardised(self, source: str, stats: NormStats, sel: np.ndarray, ys: slice, xs: slice,
-                           values: np.ndarray | None = None, valid: np.ndarray | None = None) -> None:
+                           values: np.ndarray, valid: np.ndarray) -> None:
         """Fill values (T, C, h, w) and valid (T, h, w) (views of the caller's window) for frames `sel`
-        over cube pixels ys x xs from standardised store chunks, decoded at most once while cached
-        (values None: only decode what is missing).
+        over cube pixels ys x xs from standardised store chunks, decoded at most once while cached.
 
         Tiled inference reads overlapping windows, strips and tasks that share the store's
         large compressed chunks: each chunk is decoded and standardised once while it stays
@@ -197,8 +174,6 @@ class Cube:
                 missing = [k for k in keys if got[k] is None]
                 if missing:
                     got.update(self._decode(raw_a, ok_a, stats, missing, by, bx))
-                if values is None:
-                    continue
                 oy = slice(max(ys.start, by.start), min(ys.stop, by.stop))
                 ox = slice(max(xs.start, bx.start), min(xs.stop, bx.stop))
                 src = (slice(oy.start - by.start, oy.stop - by.start), slice(ox.start - bx.start, ox.stop - bx.start))

@@ -6,7 +6,6 @@ import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from aefcli.embed import EmbedConfig, plan, run
 from aefcli.errors import InputError
@@ -145,36 +144,3 @@ def test_the_chunk_cache_holds_what_a_strip_reads_so_each_frame_chunk_is_decoded
         assert task.chunk_cache_bytes(cube, None) == need > 1
     finally:
         task._CACHE.pop(("cube", str(cube_path)), None)
-
-
-@pytest.mark.parametrize("bands_reversed", [False, True])
-def test_batches_read_straight_into_the_buffers_equal_stacked_window_reads(world, tmp_path, bands_reversed):
-    """`read_batches` (one copy from the decoded chunks into reused buffers) gives the model
-    inputs that reading each window anew and stacking them gives, windows overhanging the
-    cube and a checkpoint whose band order differs from the cube's included."""
-    from dataclasses import replace
-
-    from aefcli.embed_task import read_batches, read_strip
-    from aefcli.video import windows_to_video
-    from embed_world import S2_BANDS
-
-    job = plan(_cfg(world, "batches.zarr", chunk=48)).job
-    if bands_reversed:
-        d, cube, _ = world
-        ckpt = make_checkpoint(tmp_path / "rev", cube, bands=tuple(reversed(S2_BANDS)))
-        job = plan(_cfg(world, "batches.zarr", chunk=48, checkpoint=ckpt)).job
-    job = replace(job, offset=(job.offset[0] - 5, job.offset[1] + 70), batch_size=3)  # windows overhang two edges
-    windows = [(r, c) for r in (0, 24, 48) for c in (0, 24, 48)]
-    seen = []
-    for items, video in read_batches(job, windows):
-        expect = [read_strip(job, r0, c0, job.layout.window) for r0, c0, _ in items]
-        ref = windows_to_video([e.windows for e in expect], [job.period_days] * len(items))
-        for (_, _, has), e in zip(items, expect):
-            np.testing.assert_array_equal(has, e.has_data)
-        for s, frames in ref.sources.items():
-            for name in ("values", "valid", "times", "present"):
-                assert torch.equal(getattr(video.sources[s], name), getattr(frames, name)), (s, name)
-        assert torch.equal(video.period, ref.period)
-        seen += [(r0, c0) for r0, c0, _ in items]
-    with_data = [w for w in windows if read_strip(job, *w, job.layout.window).has_data.any()]
-    assert seen == with_data and 0 < len(with_data) < len(windows)  # some windows lie wholly outside the cube
