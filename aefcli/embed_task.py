@@ -244,7 +244,8 @@ def run_windows(model, job: EmbedJob, windows: list[dict]) -> np.ndarray:
     period = np.tile(np.asarray(job.period_days, np.float64), (len(windows), 1))
     if not hasattr(_BATCH, "buffers"):
         _BATCH.buffers = {}
-    video = windows_to_video(windows, period, reuse=_BATCH.buffers)  # the batch is done with when this returns
+    # full batches refill this thread's buffers (the batch is done with when this returns); a task's short last batch gets new arrays
+    video = windows_to_video(windows, period, reuse=_BATCH.buffers if len(windows) == job.batch_size else None)
     if job.device != "cpu":
         video = video.to(job.device)
     with torch.inference_mode():
@@ -271,7 +272,51 @@ def part_path(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) ->
 
 
 Part = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # (row0, col0, acc (h, w, 64), wsum (h, w), has_data (h, w))
-_HELD: dict[tuple, Part] = {}  # in-memory parts: (run token, store, owner, target) -> sums
+HELD_BYTES = 64 * 2**20  # in-memory parts of a process at most; beyond, parts go to files (memory stays flat with the area)
+
+
+class _HeldParts:
+    """This process's in-memory parts, (run token, store, owner, target) -> sums, at most HELD_BYTES."""
+
+    def __init__(self) -> None:
+        self._parts: dict[tuple, Part] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def put(self, key: tuple, part: Part) -> bool:
+        """Hold `part` unless that would pass HELD_BYTES; whether it is held."""
+        with self._lock:
+            if self._bytes + _nbytes(part) > HELD_BYTES:
+                return False
+            self._parts[key] = part
+            self._bytes += _nbytes(part)
+            return True
+
+    def has(self, key: tuple) -> bool:
+        with self._lock:
+            return key in self._parts
+
+    def take(self, key: tuple) -> Part | None:
+        with self._lock:
+            part = self._parts.pop(key, None)
+            self._bytes -= 0 if part is None else _nbytes(part)
+            return part
+
+    def count(self, token: str | None) -> int:
+        with self._lock:
+            return sum(token is None or k[0] == token for k in self._parts)
+
+    def drop(self, token: str) -> None:
+        with self._lock:
+            for k in [k for k in self._parts if k[0] == token]:
+                self._bytes -= _nbytes(self._parts.pop(k))
+
+
+def _nbytes(part: Part) -> int:
+    return part[2].nbytes + part[3].nbytes + part[4].nbytes
+
+
+_HELD = _HeldParts()
 
 
 def _held_key(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> tuple:
@@ -279,44 +324,35 @@ def _held_key(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) ->
 
 
 def _save_part(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int], blend: Blender) -> None:
-    """A Blender's sums as a part: in memory for a one-process run, else a file (see `save_sums`)."""
-    if job.local_parts:
-        with _LOCK:
-            _HELD[_held_key(job, owner, target)] = (blend.rows[0], blend.cols[0], blend.acc, blend.wsum, blend.has_data)
-        return
-    save_sums(part_path(job, owner, target), blend.rows[0], blend.cols[0], blend.acc, blend.wsum, blend.has_data)
+    """A Blender's sums as a part: in memory for a one-process run (up to HELD_BYTES), else a file (`save_sums`)."""
+    part = (blend.rows[0], blend.cols[0], blend.acc, blend.wsum, blend.has_data)
+    if not (job.local_parts and _HELD.put(_held_key(job, owner, target), part)):
+        save_sums(part_path(job, owner, target), *part)
 
 
 def _part_ready(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> bool:
-    if job.local_parts:
-        with _LOCK:
-            if _held_key(job, owner, target) in _HELD:
-                return True
-    return part_path(job, owner, target).exists()  # a file a killed run (or another process) saved
+    if job.local_parts and _HELD.has(_held_key(job, owner, target)):
+        return True
+    return part_path(job, owner, target).exists()  # a spilled part, or a file a killed run (or another process) saved
 
 
 def _take_part(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> Part | None:
     """The part (its only reader takes it out of memory), or None when it is neither held nor on disk."""
-    if job.local_parts:
-        with _LOCK:
-            held = _HELD.pop(_held_key(job, owner, target), None)
-        if held is not None:
-            return held
+    held = _HELD.take(_held_key(job, owner, target)) if job.local_parts else None
+    if held is not None:
+        return held
     path = part_path(job, owner, target)
     return _load_part(path) if path.exists() else None
 
 
 def held_parts(token: str | None = None) -> int:
     """Parts held in memory for run `token` (any run: None); none once all its chunks are written."""
-    with _LOCK:
-        return sum(token is None or k[0] == token for k in _HELD)
+    return _HELD.count(token)
 
 
 def drop_parts(token: str) -> None:
     """Forget the in-memory parts of run `token` (a failed run's leftovers; a re-run recomputes them)."""
-    with _LOCK:
-        for k in [k for k in _HELD if k[0] == token]:
-            del _HELD[k]
+    _HELD.drop(token)
 
 
 def save_sums(path: Path, row0: int, col0: int, acc: np.ndarray, wsum: np.ndarray, has_data: np.ndarray) -> None:

@@ -144,3 +144,18 @@ def test_the_chunk_cache_holds_what_a_strip_reads_so_each_frame_chunk_is_decoded
         assert task.chunk_cache_bytes(cube, None) == need > 1
     finally:
         task._CACHE.pop(("cube", str(cube_path)), None)
+
+
+def test_parts_beyond_the_memory_budget_spill_to_files_with_the_same_store(world, monkeypatch):
+    import aefcli.embed_task as task
+
+    reference = run(_cfg(world, "ref.zarr", overwrite=True))
+    written, save_sums = [], task.save_sums
+    monkeypatch.setattr(task, "save_sums", lambda path, *a: written.append(path) or save_sums(path, *a))
+    monkeypatch.setattr(task, "HELD_BYTES", 3 * 16 * 16 * 64 * 4)  # about three parts of a 16 px chunk at once
+    cfg = _cfg(world, "spill.zarr", overwrite=True)
+    result = run(cfg)
+    parts = sum(len(owners_of(plan(cfg).job.layout, plan(cfg).job.shape, c)) for c in plan(cfg).chunks)
+    assert result["complete"] and 0 < len(written) < parts  # some parts in memory, the rest in files
+    assert task.held_parts() == 0 and not (cfg.out / task.PARTS).exists()
+    np.testing.assert_array_equal(open_embeddings(cfg.out).values, open_embeddings(reference["store"]).values)
