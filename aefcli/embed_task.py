@@ -47,6 +47,7 @@ _CACHE: dict[tuple, Any] = {}
 CHUNK_CACHE_BYTES = 128 * 2**20  # decoded cube chunks kept per process: neighbouring tasks' reads share them
 _LOCK = threading.Lock()
 _BATCH = threading.local()  # per thread: the batch input buffers, refilled batch after batch (`stack_frames`)
+REUSE_BATCH_BUFFERS = True  # False: new arrays for every batch (the setting before session 8; an A/B knob of embed_speed.py)
 
 
 @dataclass(frozen=True)
@@ -245,7 +246,8 @@ def run_windows(model, job: EmbedJob, windows: list[dict]) -> np.ndarray:
     if not hasattr(_BATCH, "buffers"):
         _BATCH.buffers = {}
     # full batches refill this thread's buffers (the batch is done with when this returns); a task's short last batch gets new arrays
-    video = windows_to_video(windows, period, reuse=_BATCH.buffers if len(windows) == job.batch_size else None)
+    reuse = REUSE_BATCH_BUFFERS and len(windows) == job.batch_size
+    video = windows_to_video(windows, period, reuse=_BATCH.buffers if reuse else None)
     if job.device != "cpu":
         video = video.to(job.device)
     with torch.inference_mode():

@@ -158,6 +158,7 @@ SWITCHES = {
     "chunks_outside_heap": (("aefcli.io.chunk_decode", "OUTSIDE_HEAP", False, True),),  # decoded chunks in own mmaps
     "trim_slack_64": (("aefcli.heap", "TRIM_SLACK", 128 * 2**20, 64 * 2**20),),  # trim at half the idle growth
     "parts_in_memory": (("aefcli.embed_dask", "PARTS_IN_MEMORY", False, True),),  # threaded runs: parts in memory vs files
+    "reuse_batch_buffers": (("aefcli.embed_task", "REUSE_BATCH_BUFFERS", False, True),),  # refilled batch inputs vs new arrays
 }
 AB_SWITCHES = tuple(SWITCHES)
 
