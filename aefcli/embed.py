@@ -320,7 +320,7 @@ def finish(p: Plan, stats: list[dict[str, Any]], wall: float) -> dict[str, Any]:
     stats: the tasks' stats (`aefcli.embed_task`); wall: seconds the tasks took.
     """
     from aefcli.embed_edges import release
-    from aefcli.embed_task import PARTS
+    from aefcli.embed_parts import PARTS
     from aefcli.io.embedding_store import mark_complete
 
     cfg, store = p.cfg, p.cfg.store

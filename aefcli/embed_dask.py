@@ -19,7 +19,8 @@ from dataclasses import replace
 from typing import Any
 
 from aefcli import console
-from aefcli.embed_task import EmbedJob, compute_windows, drop_parts, embed_chunk
+from aefcli.embed_parts import drop_parts
+from aefcli.embed_task import EmbedJob, compute_windows, embed_chunk
 from aefcli.errors import InputError
 from aefcli.tiling import Chunk, chunk_at, owners_of
 

@@ -173,7 +173,7 @@ def _save_tile(job: EmbedJob, blend: Blender, key: Segment, dy: int, dx: int) ->
         return
     a, b = r0 - blend.rows[0], c0 - blend.cols[0]
     cut = (slice(a, a + r1 - r0), slice(b, b + c1 - c0))
-    from aefcli.embed_task import save_sums
+    from aefcli.embed_parts import save_sums
 
     save_sums(edge_path(spec, (spec.tile[0] + dy, spec.tile[1] + dx), key), r0 + lay.origin[0], c0 + lay.origin[1],
               blend.acc[cut], blend.wsum[cut], blend.has_data[cut])
@@ -181,9 +181,9 @@ def _save_tile(job: EmbedJob, blend: Blender, key: Segment, dy: int, dx: int) ->
 
 def load_segment(job: EmbedJob, key: Segment) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
     """(row0, col0 in store pixels, acc (h, w, 64), wsum, has_data) of segment `key` over this tile (`compute_segment` first)."""
-    from aefcli.embed_task import _load_part
+    from aefcli.embed_parts import load_sums
 
-    r0, c0, acc, wsum, has = _load_part(edge_path(job.edges, job.edges.tile, key))
+    r0, c0, acc, wsum, has = load_sums(edge_path(job.edges, job.edges.tile, key))
     return r0 - job.layout.origin[0], c0 - job.layout.origin[1], acc, wsum, has
 
 

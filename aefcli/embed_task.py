@@ -6,7 +6,7 @@ first chunk its weighted support meets, `aefcli.tiling.owner`):
 - `compute_windows(job, chunk, targets)` runs the model on the windows `chunk`
   owns and saves, for each target chunk they reach (itself, and the neighbours
   right / below when a window straddles a chunk border), the weighted sums of
-  their outputs as one "part" file in `<store>/.aef-parts/`;
+  their outputs as one "part" (`aefcli.embed_parts`: in memory or a file);
 - `embed_chunk(job, chunk)` adds the parts of its owners (itself and up to 3
   neighbours) in a fixed order, normalises, writes the Zarr chunk and deletes
   the parts it used. A part that is missing (a lost worker, a run killed before
@@ -19,11 +19,7 @@ blended after the interior parts.
 
 Parts are not task results: memory stays one chunk's accumulator plus one strip
 of input per task whatever the area, and dask.distributed never ships arrays
-between workers. Under a process or cluster scheduler they are files (a resumed
-run reuses the parts a killed run saved); when every task of a run shares one
-process (the threaded scheduler, `EmbedJob.local_parts`), they are handed over
-in memory instead: writing and reading them back cost a tiny model ~8 % of its run.
-Everything a task needs travels in the small, picklable `EmbedJob`; the model
+between workers. Everything a task needs travels in the small, picklable `EmbedJob`; the model
 and the cube are opened once per process and cached.
 """
 
@@ -39,6 +35,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from aefcli.embed_parts import part_path, part_ready, save_part, take_part
 from aefcli.heap import trims_when_grown
 from aefcli.tiling import Blender, Chunk, Layout, chunk_at, owned_windows, owners_of, targets
 
@@ -196,7 +193,6 @@ def _cut(strip: _Strip, row0: int, col0: int, size: int) -> tuple[dict[str, Any]
 
 
 STRIP_BYTES = 64 * 2**20  # input held per read: rows of windows are grouped up to this size
-PARTS = ".aef-parts"  # inside the store: zarr ignores a folder without zarr.json
 
 
 def _row_groups(row_starts: list[int], rows_per_read: int) -> list[list[int]]:
@@ -268,114 +264,6 @@ def add_weighted(blends: Sequence[Blender], weight: np.ndarray, row0: int, col0:
         blend.add_block(row0, col0, values, weight, has_data)
 
 
-def part_path(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> Path:
-    """The file holding the sums of `owner`'s windows over chunk `target`."""
-    return Path(job.out) / PARTS / f"{owner[0]}.{owner[1]}-{target[0]}.{target[1]}.npy"
-
-
-Part = tuple[int, int, np.ndarray, np.ndarray, np.ndarray]  # (row0, col0, acc (h, w, 64), wsum (h, w), has_data (h, w))
-HELD_BYTES = 64 * 2**20  # in-memory parts of a process at most; beyond, parts go to files (memory stays flat with the area)
-
-
-class _HeldParts:
-    """This process's in-memory parts, (run token, store, owner, target) -> sums, at most HELD_BYTES."""
-
-    def __init__(self) -> None:
-        self._parts: dict[tuple, Part] = {}
-        self._bytes = 0
-        self._lock = threading.Lock()
-
-    def put(self, key: tuple, part: Part) -> bool:
-        """Hold `part` unless that would pass HELD_BYTES; whether it is held."""
-        with self._lock:
-            if self._bytes + _nbytes(part) > HELD_BYTES:
-                return False
-            self._parts[key] = part
-            self._bytes += _nbytes(part)
-            return True
-
-    def has(self, key: tuple) -> bool:
-        with self._lock:
-            return key in self._parts
-
-    def take(self, key: tuple) -> Part | None:
-        with self._lock:
-            part = self._parts.pop(key, None)
-            self._bytes -= 0 if part is None else _nbytes(part)
-            return part
-
-    def count(self, token: str | None) -> int:
-        with self._lock:
-            return sum(token is None or k[0] == token for k in self._parts)
-
-    def drop(self, token: str) -> None:
-        with self._lock:
-            for k in [k for k in self._parts if k[0] == token]:
-                self._bytes -= _nbytes(self._parts.pop(k))
-
-
-def _nbytes(part: Part) -> int:
-    return part[2].nbytes + part[3].nbytes + part[4].nbytes
-
-
-_HELD = _HeldParts()
-
-
-def _held_key(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> tuple:
-    return job.local_parts, job.out, owner, target
-
-
-def _save_part(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int], blend: Blender) -> None:
-    """A Blender's sums as a part: in memory for a one-process run (up to HELD_BYTES), else a file (`save_sums`)."""
-    part = (blend.rows[0], blend.cols[0], blend.acc, blend.wsum, blend.has_data)
-    if not (job.local_parts and _HELD.put(_held_key(job, owner, target), part)):
-        save_sums(part_path(job, owner, target), *part)
-
-
-def _part_ready(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> bool:
-    if job.local_parts and _HELD.has(_held_key(job, owner, target)):
-        return True
-    return part_path(job, owner, target).exists()  # a spilled part, or a file a killed run (or another process) saved
-
-
-def _take_part(job: EmbedJob, owner: tuple[int, int], target: tuple[int, int]) -> Part | None:
-    """The part (its only reader takes it out of memory), or None when it is neither held nor on disk."""
-    held = _HELD.take(_held_key(job, owner, target)) if job.local_parts else None
-    if held is not None:
-        return held
-    path = part_path(job, owner, target)
-    return _load_part(path) if path.exists() else None
-
-
-def held_parts(token: str | None = None) -> int:
-    """Parts held in memory for run `token` (any run: None); none once all its chunks are written."""
-    return _HELD.count(token)
-
-
-def drop_parts(token: str) -> None:
-    """Forget the in-memory parts of run `token` (a failed run's leftovers; a re-run recomputes them)."""
-    _HELD.drop(token)
-
-
-def save_sums(path: Path, row0: int, col0: int, acc: np.ndarray, wsum: np.ndarray, has_data: np.ndarray) -> None:
-    """Atomic: a part file is whole or absent (temp file + rename). Four .npy arrays back to back
-    (origin (row0, col0), acc (h, w, 64), wsum (h, w), has_data (h, w)): no zip container, whose
-    CRC costs more than the write."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    with open(tmp, "wb") as f:
-        for a in (np.array([row0, col0]), acc, wsum, has_data):
-            np.save(f, a)
-    os.replace(tmp, path)
-
-
-def _load_part(path: Path) -> tuple[int, int, np.ndarray, np.ndarray, np.ndarray]:
-    """(row0, col0, acc (h, w, 64), wsum (h, w), has_data (h, w)) of a part file."""
-    with open(path, "rb") as f:
-        origin, acc, wsum, has = (np.load(f) for _ in range(4))
-    return int(origin[0]), int(origin[1]), acc, wsum, has
-
-
 def _extent(lay: Layout, chunk: Chunk, windows: list[tuple[int, int]]) -> tuple[tuple[int, int], tuple[int, int]]:
     """The rows, cols of `chunk` that the weighted supports of `windows` cover (their bounding box)."""
     r0 = max(chunk.rows[0], min(r for r, _ in windows) + lay.trim)
@@ -404,7 +292,7 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
     me = (chunk.i, chunk.j)
     reach = {w: targets(lay, shape, *w) for w in owned}
     open_ = {t for t in wanted if not chunk_written(job.out, *t)}
-    need = sorted({t for t in open_ if any(t in r for r in reach.values()) and not _part_ready(job, me, t)})
+    need = sorted({t for t in open_ if any(t in r for r in reach.values()) and not part_ready(job, me, t)})
     stats = {"kind": "windows", "pixels": 0, "windows": 0, "model_seconds": 0.0}
     if job.edges is not None:  # this chunk's edge segments, once for every tile they reach
         from aefcli.embed_edges import compute_segment, owned as owned_segments
@@ -441,7 +329,7 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
     if batch:
         flush()
     for t, blend in blends.items():
-        _save_part(job, me, t, blend)
+        save_part(job, me, t, blend)
     return {**stats, "seconds": time.perf_counter() - t_start}
 
 
@@ -452,10 +340,10 @@ def blend_chunk(job: EmbedJob, chunk: Chunk) -> tuple[np.ndarray, dict[str, floa
     blend = Blender(lay, chunk.rows, chunk.cols, EMBED_DIM)
     stats = {"kind": "chunk", "pixels": chunk.pixels, "windows": 0, "model_seconds": 0.0}
     for owner in owners_of(lay, job.shape, chunk, _grid(job)):  # a fixed order: the float sums are reproducible
-        part = _take_part(job, owner, me)
+        part = take_part(job, owner, me)
         if part is None:
             _add(stats, compute_windows(job, chunk_at(job.shape, lay.chunk, *owner), [me]))
-            part = _take_part(job, owner, me)
+            part = take_part(job, owner, me)
         blend.add_block(*part)
     if job.edges is not None:  # then the edge segments, in their absolute order (the same in every tile)
         from aefcli.embed_edges import compute_segment, load_segment, reaching

@@ -198,7 +198,8 @@ def _overlapped(cfgs: list, done: Callable[[dict[str, Any]], None]) -> None:
 
     from aefcli import console
     from aefcli.embed import finish, start, workers
-    from aefcli.embed_task import compute_windows, drop_parts, embed_chunk
+    from aefcli.embed_parts import drop_parts
+    from aefcli.embed_task import compute_windows, embed_chunk
     from aefcli.heap import configure as configure_heap
     from aefcli.tiling import chunk_at
 

@@ -63,7 +63,8 @@ def test_a_run_computes_each_window_once_and_leaves_no_parts(world):
 
 
 def test_resume_reuses_saved_parts_and_gives_the_same_store(world):
-    from aefcli.embed_task import compute_windows, part_path
+    from aefcli.embed_parts import part_path
+    from aefcli.embed_task import compute_windows
     from aefcli.io.embedding_store import create_store
 
     reference = run(_cfg(world, "ref.zarr", overwrite=True))
@@ -99,15 +100,16 @@ def test_one_process_hands_parts_over_in_memory_with_the_same_store_as_part_file
     gives, bitwise, the store that the same tasks give through part files."""
     from dataclasses import replace
 
+    import aefcli.embed_parts as parts_mod
     import aefcli.embed_task as task
     from aefcli.embed_dask import _graph
     from aefcli.io.embedding_store import create_store
     from aefcli.tiling import chunk_at
 
-    written, save_sums = [], task.save_sums
-    monkeypatch.setattr(task, "save_sums", lambda path, *a: written.append(path) or save_sums(path, *a))
+    written, save_sums = [], parts_mod.save_sums
+    monkeypatch.setattr(parts_mod, "save_sums", lambda path, *a: written.append(path) or save_sums(path, *a))
     reference = run(_cfg(world, "ref.zarr", overwrite=True))
-    assert written == [] and task.held_parts() == 0
+    assert written == [] and parts_mod.held_parts() == 0
     for token, name in (("", "files.zarr"), ("run-1", "memory.zarr")):
         cfg = _cfg(world, name)
         shutil.rmtree(cfg.out, ignore_errors=True)
@@ -117,12 +119,12 @@ def test_one_process_hands_parts_over_in_memory_with_the_same_store_as_part_file
         wanted, _ = _graph(job, p.chunks)
         for o, t in wanted.items():
             task.compute_windows(job, chunk_at(job.shape, job.layout.chunk, *o), t)
-        files = list((cfg.out / task.PARTS).glob("*.npy"))
+        files = list((cfg.out / parts_mod.PARTS).glob("*.npy"))
         parts = sum(len(t) for t in wanted.values())  # one part per (owner, chunk it reaches)
-        assert (len(files), task.held_parts(token)) == ((0, parts) if token else (parts, 0))
+        assert (len(files), parts_mod.held_parts(token)) == ((0, parts) if token else (parts, 0))
         for c in p.chunks:
             task.embed_chunk(job, c)
-        assert task.held_parts(token) == 0 and not list((cfg.out / task.PARTS).glob("*.npy"))
+        assert parts_mod.held_parts(token) == 0 and not list((cfg.out / parts_mod.PARTS).glob("*.npy"))
         np.testing.assert_array_equal(open_embeddings(cfg.out, allow_incomplete=True).values,
                                       open_embeddings(reference["store"]).values)
 
@@ -147,15 +149,15 @@ def test_the_chunk_cache_holds_what_a_strip_reads_so_each_frame_chunk_is_decoded
 
 
 def test_parts_beyond_the_memory_budget_spill_to_files_with_the_same_store(world, monkeypatch):
-    import aefcli.embed_task as task
+    import aefcli.embed_parts as parts_mod
 
     reference = run(_cfg(world, "ref.zarr", overwrite=True))
-    written, save_sums = [], task.save_sums
-    monkeypatch.setattr(task, "save_sums", lambda path, *a: written.append(path) or save_sums(path, *a))
-    monkeypatch.setattr(task, "HELD_BYTES", 3 * 16 * 16 * 64 * 4)  # about three parts of a 16 px chunk at once
+    written, save_sums = [], parts_mod.save_sums
+    monkeypatch.setattr(parts_mod, "save_sums", lambda path, *a: written.append(path) or save_sums(path, *a))
+    monkeypatch.setattr(parts_mod, "HELD_BYTES", 3 * 16 * 16 * 64 * 4)  # about three parts of a 16 px chunk at once
     cfg = _cfg(world, "spill.zarr", overwrite=True)
     result = run(cfg)
     parts = sum(len(owners_of(plan(cfg).job.layout, plan(cfg).job.shape, c)) for c in plan(cfg).chunks)
     assert result["complete"] and 0 < len(written) < parts  # some parts in memory, the rest in files
-    assert task.held_parts() == 0 and not (cfg.out / task.PARTS).exists()
+    assert parts_mod.held_parts() == 0 and not (cfg.out / parts_mod.PARTS).exists()
     np.testing.assert_array_equal(open_embeddings(cfg.out).values, open_embeddings(reference["store"]).values)
