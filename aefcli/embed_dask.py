@@ -5,10 +5,11 @@ Two kinds of task (see `aefcli.embed_task`): per owner chunk, one
 chunks this run writes; per output chunk, one `embed_chunk` task, which depends
 on the `compute_windows` tasks of its owners (itself and up to 3 neighbours),
 blends their parts and writes the Zarr chunk. Every window is computed once;
-results are a few numbers, the arrays go through parts (in memory under the
-threaded scheduler, files otherwise). The threaded and process schedulers run the graph locally; a `tcp://` address sends the tasks to
-a dask.distributed cluster, where a task lost with its worker is simply run
-again elsewhere (part and chunk writes are atomic and idempotent).
+results are a few numbers, the arrays go through parts (`aefcli.embed_parts`: in
+memory under the threaded scheduler, files otherwise). The threaded and process
+schedulers run the graph locally; a `tcp://` address sends the tasks to a
+dask.distributed cluster, where a task lost with its worker is simply run again
+elsewhere (part and chunk writes are atomic and idempotent).
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ blended after the interior parts.
 
 Parts are not task results: memory stays one chunk's accumulator plus one strip
 of input per task whatever the area, and dask.distributed never ships arrays
-between workers. Everything a task needs travels in the small, picklable `EmbedJob`; the model
-and the cube are opened once per process and cached.
+between workers. Everything a task needs travels in the small, picklable
+`EmbedJob`; the model and the cube are opened once per process and cached.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class EmbedJob:
     model_hash (the weights) it names the forward a window gets, in the model cache and the
     edge sums' signature.
     local_parts: "" (parts are files), or the token of a run whose tasks all run in this
-    process: its parts stay in memory under that token (`held_parts`).
+    process: its parts stay in memory under that token (`aefcli.embed_parts`).
     """
 
     checkpoint: str
@@ -241,7 +241,8 @@ def run_windows(model, job: EmbedJob, windows: list[dict]) -> np.ndarray:
     period = np.tile(np.asarray(job.period_days, np.float64), (len(windows), 1))
     if not hasattr(_BATCH, "buffers"):
         _BATCH.buffers = {}
-    # full batches refill this thread's buffers (the batch is done with when this returns); a task's short last batch gets new arrays
+    # full batches refill this thread's buffers (the batch is done with when this returns);
+    # a task's short last batch gets new arrays
     reuse = REUSE_BATCH_BUFFERS and len(windows) == job.batch_size
     video = windows_to_video(windows, period, reuse=_BATCH.buffers if reuse else None)
     if job.device != "cpu":
