@@ -121,16 +121,16 @@ def _cube(path: str):
     return _cached(("cube", path), lambda: open_cube(path, chunk_cache_bytes=CHUNK_CACHE_BYTES))
 
 
-def chunk_cache_bytes(cube, period) -> int:
-    """The decoded-chunk cache a run over `period` needs: two store chunk positions with all
-    their frames (a strip that straddles a chunk border reads both), at least
+def chunk_cache_bytes(cube, sources, period) -> int:
+    """The decoded-chunk cache a run reading `sources` over `period` needs: two store chunk
+    positions with all their frames (a strip that straddles a chunk border reads both), at least
     CHUNK_CACHE_BYTES, at most a quarter of the machine's RAM.
 
     Every strip reads every frame of the chunks it touches; with fewer frames cached than a
     position holds, each strip decodes them all again (48 frames, 128 MiB: 9x the decodes of
     the cube at 1x area, efficiency 0.43 instead of 0.80; benchmarks/README.md, "Session 8").
     """
-    need = 2 * sum(cube.chunk_position_bytes(s, period) for s in cube.sources)
+    need = 2 * sum(cube.chunk_position_bytes(s, period) for s in sources)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return max(CHUNK_CACHE_BYTES, min(need, ram // 4))
 
@@ -139,7 +139,8 @@ def _job_cube(job: EmbedJob):
     """The job's cube, its decoded-chunk cache sized for the job's period (`chunk_cache_bytes`)."""
     cube = _cube(job.cube)
     if CHUNK_CACHE_BYTES:  # 0: no cache, reads go straight to the store
-        cube.reserve_chunk_cache(chunk_cache_bytes(cube, tuple(np.datetime64(p, "ns") for p in job.period)))
+        period = tuple(np.datetime64(p, "ns") for p in job.period)
+        cube.reserve_chunk_cache(chunk_cache_bytes(cube, job.bands, period))  # the sources the checkpoint reads
     return cube
 
 

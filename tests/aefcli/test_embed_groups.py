@@ -143,7 +143,7 @@ def test_the_chunk_cache_holds_what_a_strip_reads_so_each_frame_chunk_is_decoded
         frames = len(cube.frame_indices("s2"))
         assert cube.chunks_decoded == frames  # one position, every frame once
         need = 2 * cube.chunk_position_bytes("s2")
-        assert task.chunk_cache_bytes(cube, None) == need > 1
+        assert task.chunk_cache_bytes(cube, ["s2"], None) == need > 1
     finally:
         task._CACHE.pop(("cube", str(cube_path)), None)
 
