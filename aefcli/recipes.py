@@ -72,6 +72,16 @@ RECIPES["cpu-q12-st"] = {**RECIPES["cpu-q12"],
 # observations) from every embedding, beside the 8 held-out frames: 0.369 / 0.528 / 0.662 at 1000
 # steps (+0.03 max-shot over `cpu-q12`, inside the fold noise; not kept in `cpu-q12-s`)
 RECIPES["cpu-q12-p12"] = {**RECIPES["cpu-q12"], "profile_targets": 12}
+# `cpu-q12-s` with S1 back in inputs and targets, its reconstruction weighted 0.25 as in `cpu-s1`
+# (radar sees the crops through clouds). Worse: 0.307 / 0.515 / 0.600 at 1000 steps vs 0.365 / 0.584 /
+# 0.702 (benchmarks/README.md, "Session 9")
+RECIPES["cpu-q12-s1"] = {**RECIPES["cpu-q12-s"], "sources": ("s1", "s2"), "source_weights": {"s1": 0.25}}
+# `cpu-q12-s` decoding 16 held-out frames per source and window instead of 8 (more of the period's
+# profile from each embedding): 0.364 / 0.581 / 0.665 at 1000 steps; and the same with 8 input frames
+# instead of 16 (a masked-autoencoder ratio): 0.390 / 0.557 / 0.636. Neither beats `cpu-q12-s`
+# (0.365 / 0.584 / 0.702) beyond the fold spread (benchmarks/README.md, "Session 9")
+RECIPES["cpu-q12-s-t16"] = {**RECIPES["cpu-q12-s"], "max_targets": 16}
+RECIPES["cpu-q12-s-f8t16"] = {**RECIPES["cpu-q12-s"], "max_frames": 8, "max_targets": 16}
 
 
 def recipe_names() -> tuple[str, ...]:
