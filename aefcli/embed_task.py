@@ -36,7 +36,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from aefcli.embed_parts import part_path, part_ready, save_part, take_part
-from aefcli.heap import trims_when_grown
+from aefcli.heap import trims_when_grown, zeros_outside
 from aefcli.tiling import Blender, Chunk, Layout, chunk_at, owned_windows, owners_of, targets
 
 EMBED_DIM = 64
@@ -45,6 +45,7 @@ CHUNK_CACHE_BYTES = 128 * 2**20  # decoded cube chunks kept per process: neighbo
 _LOCK = threading.Lock()
 _BATCH = threading.local()  # per thread: the batch input buffers, refilled batch after batch (`stack_frames`)
 REUSE_BATCH_BUFFERS = True  # False: new arrays for every batch (the setting before session 8; an A/B knob of embed_speed.py)
+PARTS_OUTSIDE_HEAP = True  # in-memory parts in their own memory maps (False: the heap; an A/B knob of embed_speed.py)
 
 
 @dataclass(frozen=True)
@@ -306,9 +307,11 @@ def compute_windows(job: EmbedJob, chunk: Chunk, wanted: Sequence[tuple[int, int
     _set_threads(job.torch_threads)
     _, model = load_model(job)
     blends = {}
+    # parts kept in memory outlive this task: outside the heap, or they pin the memory freed around them
+    zeros = zeros_outside if job.local_parts and PARTS_OUTSIDE_HEAP else np.zeros
     for t in need:
         into = [w for w in owned if t in reach[w]]
-        blends[t] = Blender(lay, *_extent(lay, chunk_at(shape, lay.chunk, *t), into), EMBED_DIM)
+        blends[t] = Blender(lay, *_extent(lay, chunk_at(shape, lay.chunk, *t), into), EMBED_DIM, zeros=zeros)
     rows, cols = sorted({r for r, _ in owned}), sorted({c for _, c in owned})
     weight = lay.weights()
     batch: list[tuple[int, int, dict, np.ndarray]] = []

@@ -103,6 +103,22 @@ def held_outside(owner: Any, nbytes: int) -> None:
     weakref.finalize(owner, _freed_outside, nbytes)
 
 
+def zeros_outside(shape: tuple[int, ...], dtype: Any) -> "np.ndarray":
+    """A zeroed array in its own anonymous memory map (the kernel zero-fills it), unmapped when freed.
+
+    For buffers that outlive the tasks around them (an embed run's in-memory parts): in the heap
+    they would pin the memory freed between them (fragmentation), which the run's RSS then carries.
+    """
+    import mmap
+
+    import numpy as np
+
+    n = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
+    buf = mmap.mmap(-1, n)
+    held_outside(buf, n)
+    return np.frombuffer(buf, dtype, count=int(np.prod(shape))).reshape(shape)  # every view keeps the map alive
+
+
 def _freed_outside(nbytes: int) -> None:
     with _LOCK:
         _STATE["outside"] = _STATE.get("outside", 0) - nbytes

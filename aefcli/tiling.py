@@ -272,12 +272,14 @@ class Blender:
     bitwise reproducible.
     """
 
-    def __init__(self, layout: Layout, rows: tuple[int, int], cols: tuple[int, int], channels: int) -> None:
+    def __init__(self, layout: Layout, rows: tuple[int, int], cols: tuple[int, int], channels: int,
+                 zeros=np.zeros) -> None:
+        """zeros(shape, dtype): allocates the zeroed sums (e.g. outside the heap, for sums that are kept long)."""
         self.rows, self.cols = rows, cols
         h, w = rows[1] - rows[0], cols[1] - cols[0]
-        self.acc = np.zeros((h, w, channels), np.float32)
-        self.wsum = np.zeros((h, w), np.float32)
-        self.has_data = np.zeros((h, w), bool)
+        self.acc = zeros((h, w, channels), np.float32)
+        self.wsum = zeros((h, w), np.float32)
+        self.has_data = zeros((h, w), bool)
         self.weight = layout.weights()
         self.size = layout.window
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import shutil
 
 import numpy as np
@@ -95,6 +96,13 @@ def test_period_longer_than_the_checkpoint_was_trained_for_is_refused(world, tmp
 
 
 
+def _root(a: np.ndarray):
+    """The object that owns an array's memory (an mmap for buffers outside the heap)."""
+    while isinstance(a, np.ndarray) and a.base is not None:
+        a = a.base
+    return a.obj if isinstance(a, memoryview) else a
+
+
 def test_one_process_hands_parts_over_in_memory_with_the_same_store_as_part_files(world, monkeypatch):
     """A threaded run keeps its parts in memory (no part file is written, none is left held) and
     gives, bitwise, the store that the same tasks give through part files."""
@@ -122,6 +130,8 @@ def test_one_process_hands_parts_over_in_memory_with_the_same_store_as_part_file
         files = list((cfg.out / parts_mod.PARTS).glob("*.npy"))
         parts = sum(len(t) for t in wanted.values())  # one part per (owner, chunk it reaches)
         assert (len(files), parts_mod.held_parts(token)) == ((0, parts) if token else (parts, 0))
+        if token:  # held parts live in their own memory maps, outside malloc's heap
+            assert all(isinstance(_root(a), mmap.mmap) for part in parts_mod._HELD._parts.values() for a in part[2:])
         for c in p.chunks:
             task.embed_chunk(job, c)
         assert parts_mod.held_parts(token) == 0 and not list((cfg.out / parts_mod.PARTS).glob("*.npy"))

@@ -124,3 +124,16 @@ def test_a_freed_chunk_map_serves_the_next_chunk_of_its_size(fresh, monkeypatch)
     assert c.__array_interface__["data"][0] != where and heap.outside_bytes() == held + 4 * 2**20
     del b, c  # one kept, one unmapped
     assert heap.outside_bytes() == held
+
+
+def test_zeros_outside_the_heap_are_zero_and_live_until_freed(fresh):
+    import gc
+
+    before = heap.outside_bytes()
+    a = heap.zeros_outside((3, 2**20 // 4), np.float32)  # 3 MiB in its own map
+    assert a.shape == (3, 2**20 // 4) and a.dtype == np.float32 and not a.any()
+    a += 1.0  # writable, resident now
+    assert heap.outside_bytes() - before == 3 * 2**20
+    del a
+    gc.collect()
+    assert heap.outside_bytes() == before  # unmapped with the array, none kept spare
