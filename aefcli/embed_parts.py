@@ -5,8 +5,9 @@ A part is the weighted sums of one owner chunk's windows over one target chunk:
 scheduler parts are files in `<store>/.aef-parts/` (atomic; a resumed run reuses what a
 killed run saved). When every task of a run shares one process (`EmbedJob.local_parts`,
 the threaded scheduler), they are handed over in memory instead, up to HELD_BYTES per
-process: writing and reading them back cost a tiny model ~8 % of its run. Each part has one
-reader, which takes it.
+process: writing and reading them back cost a tiny model ~8 % of its run. Such parts are
+allocated in their own memory maps (`embed_task.PARTS_OUTSIDE_HEAP`), not in the heap they
+would fragment. Each part has one reader, which takes it.
 """
 
 from __future__ import annotations

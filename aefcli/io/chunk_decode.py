@@ -29,7 +29,9 @@ import numpy as np
 
 
 OUTSIDE_HEAP = True  # decoded chunks in their own memory maps, not in malloc's heap (see `_outside_heap`)
-SPARE_MAPS = 2  # freed chunk maps kept for the next decodes (per size), instead of fresh zeroed pages (8 until session 9: ~30 MB more at 16x the area)
+# freed chunk maps kept for the next decodes (per size), instead of fresh zeroed pages
+# (8 until session 9: ~30 MB more resident at 16x the area; benchmarks/README.md)
+SPARE_MAPS = 2
 _SPARE: dict[int, list] = {}
 _SPARE_LOCK = threading.RLock()  # a finalizer may run while it is held
 
