@@ -293,7 +293,9 @@ def dry_run(p: Plan) -> dict[str, Any]:
 def start(cfg: EmbedConfig) -> tuple[Plan, list[Chunk]] | dict[str, Any]:
     """Plan the run and create (or resume) its store: (plan, chunks still to compute), or the
     final result when there is nothing to compute (a dry run, a complete store)."""
-    from aefcli import console
+    from aefcli import console, heap
+
+    heap.configure()  # first: glibc fixes its heap count when a second thread first allocates (zarr's, torch's)
     from aefcli.io.embedding_store import chunk_done, create_store, store_attrs
 
     cube_path = _ingest_on_the_fly(cfg) if cfg.stac else None

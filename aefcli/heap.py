@@ -71,6 +71,10 @@ def _glibc():
             libc = _libc()
             if libc is not None and hasattr(libc, "mallinfo2"):
                 libc.mallinfo2.restype = _MallInfo2
+            if libc is not None and hasattr(libc, "malloc_info"):
+                libc.fdopen.restype, libc.fdopen.argtypes = ctypes.c_void_p, [ctypes.c_int, ctypes.c_char_p]
+                libc.malloc_info.argtypes = [ctypes.c_int, ctypes.c_void_p]
+                libc.fclose.argtypes = [ctypes.c_void_p]
             _STATE["libc"] = libc
         return _STATE["libc"]
 
@@ -88,6 +92,25 @@ def configure() -> None:
         os.environ[env] = str(value)
         if libc is not None and hasattr(libc, "mallopt"):
             libc.mallopt(param, int(value))
+
+
+def heaps() -> int:
+    """How many malloc heaps (arenas) this process has (glibc's `malloc_info`); 0 without glibc.
+
+    `configure` asks for one, but glibc fixes the count when a second thread first allocates:
+    a run that configures after an import started threads keeps a heap per thread, whose
+    tops are handed back and faulted in again batch after batch."""
+    import tempfile
+
+    libc = _glibc()
+    if libc is None or not hasattr(libc, "malloc_info"):
+        return 0
+    with tempfile.TemporaryFile() as f:
+        stream = libc.fdopen(os.dup(f.fileno()), b"w")
+        libc.malloc_info(0, stream)
+        libc.fclose(stream)
+        f.seek(0)
+        return f.read().count(b"<heap nr=")
 
 
 class _MallInfo2(ctypes.Structure):

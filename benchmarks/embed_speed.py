@@ -177,22 +177,26 @@ def _malloc_policy(name: str) -> None:
     """How freed buffers go back to the OS (an experiment knob; "product": the embed run's own settings,
     `aefcli.heap`: one heap, 32 MiB mmap threshold, malloc_trim(0) after a task when idle memory grew).
 
-    glibc: nothing at all; mmap1m: M_MMAP_THRESHOLD 1 MiB (the product until session 3); mmap32m: 32 MiB; trim: glibc's defaults plus
+    late: the product's settings made by the run itself, after the warm-up's threads took heaps of their own
+    (as `aef embed` did before session 10); glibc: nothing at all; mmap1m: M_MMAP_THRESHOLD 1 MiB (the product until session 3); mmap32m: 32 MiB; trim: glibc's defaults plus
     malloc_trim(0) after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX);
     arena2trim: both.
     """
     import ctypes
     import functools
 
-    import aefcli.embed_dask
     import aefcli.heap
 
     if name == "product":
-        # the run's allocator settings from the start, as a run sets them before its first task:
-        # the warm-up's forwards then leave the model's buffers in the heap the tasks use (applied
-        # only by the run itself, the first run alone grew that heap: ~60k page faults more)
+        # the run's allocator settings from the start, before any import starts a thread, as `aef embed`
+        # sets them: the warm-up's forwards then leave the model's buffers in the heap the tasks use
+        # (applied only by the run itself, the first run alone grew that heap: ~60k page faults more)
         aefcli.heap.configure()
         return
+    if name == "late":  # the run sets them itself, after the warm-up's threads made their own heaps (before session 10)
+        return
+    import aefcli.embed_dask
+
     aefcli.heap.ENABLED = False  # the task's own trim is never made
     libc = ctypes.CDLL("libc.so.6")
     if name in ("mmap1m", "mmap32m"):
@@ -252,6 +256,7 @@ def malloc_forward(args) -> None:
 
 def child(args) -> None:
     """One measured process: prints a JSON line."""
+    _malloc_policy(args.malloc)  # before the imports below start threads
     from aefcli.embed import EmbedConfig, plan
     from embed_world import bbox_of
 
@@ -266,7 +271,6 @@ def child(args) -> None:
         aefcli.embed_task.STRIP_BYTES = args.strip_bytes
     if args.cache_mb is not None:  # decoded cube chunks kept per process (0: read straight from the store)
         aefcli.embed_task.CHUNK_CACHE_BYTES = args.cache_mb * 2**20
-    _malloc_policy(args.malloc)
     if args.ab and args.variant != "ab":  # a whole process on one side (the scaling runs of an A/B)
         _switch(args.ab, args.variant == "on")
     elif args.ab:
@@ -375,7 +379,7 @@ def main() -> None:
     ap.add_argument("--child", action="store_true")
     ap.add_argument("--bare", action="store_true")
     ap.add_argument("--reps", type=int, default=3, help="alternated (run, bare forward) pairs")
-    ap.add_argument("--malloc", default="product", choices=("product", "glibc", "mmap1m", "mmap32m", "trim", "arena2", "arena2trim"),
+    ap.add_argument("--malloc", default="product", choices=("product", "late", "glibc", "mmap1m", "mmap32m", "trim", "arena2", "arena2trim"),
                     help="how freed buffers return to the OS (experiment; product = the embed task's setting)")
     ap.add_argument("--frames", type=int, default=6, help="S2 frames of the synthetic cubes")
     ap.add_argument("--cases", default="efficiency,scaling,int8",

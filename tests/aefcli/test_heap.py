@@ -137,3 +137,27 @@ def test_zeros_outside_the_heap_are_zero_and_live_until_freed(fresh):
     del a
     gc.collect()
     assert heap.outside_bytes() == before  # unmapped with the array, none kept spare
+
+
+def test_an_embed_run_keeps_all_its_threads_on_one_heap(tmp_path):
+    """`aef embed` sets glibc up before any import starts a thread (zarr's, torch's): in a fresh
+    process, the run's worker threads then share the one heap the settings ask for."""
+    import subprocess
+    import sys
+
+    from embed_world import bbox_of, make_checkpoint, make_cube
+
+    cube = make_cube(tmp_path / "cube.zarr", size=64)
+    ckpt = make_checkpoint(tmp_path / "run", cube)
+    code = f"""
+from pathlib import Path
+from aefcli import heap
+from aefcli.embed import EmbedConfig, run
+run(EmbedConfig(checkpoint=Path({str(ckpt)!r}), cube=Path({str(cube)!r}), out=Path({str(tmp_path / 'emb.zarr')!r}),
+                period="2024-01-01/2025-01-01", bbox={bbox_of(64)!r}, window=32, overlap=8, chunk=16, workers=2))
+print(heap.heaps())
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert int(out.stdout.split()[-1]) == 1
