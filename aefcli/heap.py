@@ -19,6 +19,11 @@ size with the first task's peak, and the bare forward's inputs that embed_speed.
 keeps between runs made the later runs trim 6-7 times each (the model faulting its
 buffers in again after each: ~0.3 s more system time per 1x run). Both are no-ops
 where glibc is absent.
+
+`configure` must come before any thread allocates: glibc gives each new thread a heap
+of its own until the heap limit is set, and never takes those back. `aef embed` calls
+it first thing (`aefcli.embed.start`); called after zarr's and torch's threads had
+started, a run kept 7-8 heaps (`heaps()`) and 100-150 MB more at its 16x peak.
 """
 
 from __future__ import annotations
