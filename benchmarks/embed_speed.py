@@ -177,10 +177,10 @@ def _malloc_policy(name: str) -> None:
     """How freed buffers go back to the OS (an experiment knob; "product": the embed run's own settings,
     `aefcli.heap`: one heap, 32 MiB mmap threshold, malloc_trim(0) after a task when idle memory grew).
 
-    late: the product's settings made by the run itself, after the warm-up's threads took heaps of their own
-    (as `aef embed` did before session 10); glibc: nothing at all; mmap1m: M_MMAP_THRESHOLD 1 MiB (the product until session 3); mmap32m: 32 MiB; trim: glibc's defaults plus
-    malloc_trim(0) after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX);
-    arena2trim: both.
+    late: the product's settings made by the run itself, after the warm-up's threads took heaps of
+    their own (as `aef embed` did before session 10); glibc: nothing at all; mmap1m: M_MMAP_THRESHOLD
+    1 MiB (the product until session 3); mmap32m: 32 MiB; trim: glibc's defaults plus malloc_trim(0)
+    after every task; arena2: glibc's defaults with at most 2 malloc arenas (M_ARENA_MAX); arena2trim: both.
     """
     import ctypes
     import functools
