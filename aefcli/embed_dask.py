@@ -82,7 +82,6 @@ def _local(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int, bar
 
     from aefcli import heap
 
-    heap.configure()  # before the scheduler's threads start (a cluster's workers are set up by whoever started them)
     heap.reset()  # this run's first tasks set the idle-memory base its trims compare with (`aefcli.heap`)
 
     class Progress(Callback):
