@@ -160,6 +160,7 @@ SWITCHES = {
     "parts_in_memory": (("aefcli.embed_dask", "PARTS_IN_MEMORY", False, True),),  # threaded runs: parts in memory vs files
     "reuse_batch_buffers": (("aefcli.embed_task", "REUSE_BATCH_BUFFERS", False, True),),  # refilled batch inputs vs new arrays
     "parts_outside_heap": (("aefcli.embed_task", "PARTS_OUTSIDE_HEAP", False, True),),  # in-memory parts in own mmaps vs the heap
+    "odirect": (("aefcli.io.direct_write", "ENABLED", False, True),),  # chunk files past the page cache vs buffered
     "spare_maps_2": (("aefcli.io.chunk_decode", "SPARE_MAPS", 8, 2),),  # freed chunk maps kept for reuse: 2 vs 8 per size
 }
 AB_SWITCHES = tuple(SWITCHES)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from aefcli.io.direct_write import write_new_file
 
 OUTSIDE_HEAP = True  # decoded chunks in their own memory maps, not in malloc's heap (see `_outside_heap`)
 # freed chunk maps kept for the next decodes (per size), instead of fresh zeroed pages
@@ -140,8 +141,7 @@ class ChunkWriter:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.{os.getpid()}.{threading.get_ident()}.partial")  # `chunk_done` clears strays
         try:
-            with open(tmp, "wb") as f:
-                f.write(payload)
+            write_new_file(tmp, payload)  # past the page cache where the filesystem allows (`aefcli.io.direct_write`)
             os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
