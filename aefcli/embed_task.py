@@ -42,6 +42,7 @@ from aefcli.tiling import Blender, Chunk, Layout, chunk_at, owned_windows, owner
 EMBED_DIM = 64
 _CACHE: dict[tuple, Any] = {}
 CHUNK_CACHE_BYTES = 128 * 2**20  # decoded cube chunks kept per process: neighbouring tasks' reads share them
+CACHED_POSITIONS = 2  # store chunk positions (all frames) the decoded-chunk cache holds (`chunk_cache_bytes`)
 _LOCK = threading.Lock()
 _BATCH = threading.local()  # per thread: the batch input buffers, refilled batch after batch (`stack_frames`)
 REUSE_BATCH_BUFFERS = True  # False: new arrays for every batch (the setting before session 8; an A/B knob of embed_speed.py)
@@ -131,7 +132,7 @@ def chunk_cache_bytes(cube, sources, period) -> int:
     position holds, each strip decodes them all again (48 frames, 128 MiB: 9x the decodes of
     the cube at 1x area, efficiency 0.43 instead of 0.80; benchmarks/README.md, "Session 8").
     """
-    need = 2 * sum(cube.chunk_position_bytes(s, period) for s in sources)
+    need = CACHED_POSITIONS * sum(cube.chunk_position_bytes(s, period) for s in sources)
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return max(CHUNK_CACHE_BYTES, min(need, ram // 4))
 
