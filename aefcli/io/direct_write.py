@@ -8,8 +8,9 @@ reads the bytes from the caller's buffer: ~1 ms of CPU and 8-13 ms of wall time 
 same chunk (benchmarks/README.md, "Session 10" and "Session 11"). An output cube is
 written once and read later, so keeping it in the page cache buys nothing either.
 
-The bulk of a file (whole blocks) goes out from a page-aligned buffer kept per thread;
-the tail, under one block, through a plain write. A filesystem that refuses O_DIRECT
+The bulk of a file (whole blocks) goes out PIECE bytes at a time through a page-aligned
+buffer kept per thread (a fresh one would pay its page faults again); the tail, under one
+block, through a plain write. A filesystem that refuses O_DIRECT
 (tmpfs, some network filesystems) gets a plain write, as do files under MIN_BYTES.
 """
 
@@ -25,7 +26,8 @@ from pathlib import Path
 ENABLED = True  # False: every file through the page cache (an A/B knob of benchmarks/embed_speed.py)
 BLOCK = 4096  # the alignment O_DIRECT asks of offsets, lengths and buffers on common filesystems
 MIN_BYTES = 2**20  # smaller files: a plain write (the buffer copy and device wait would not pay)
-_THREAD = threading.local()  # this thread's aligned buffer, grown to the largest file it wrote
+PIECE = 4 * 2**20  # bytes per direct write: the aligned buffer each writing thread keeps (memory stays flat)
+_THREAD = threading.local()  # this thread's aligned buffer, up to PIECE bytes
 
 
 def write_new_file(path: str | Path, payload) -> None:
@@ -52,15 +54,17 @@ def write_new_file(path: str | Path, payload) -> None:
 
 
 def _write_direct(fd: int, data: memoryview, bulk: int) -> bool:
-    """data[:bulk] through O_DIRECT from an aligned copy, then the tail buffered; False when the
-    filesystem rejected the direct write (the caller rewrites the file plainly)."""
-    buf = _aligned_buffer(bulk)
-    buf[:bulk] = data[:bulk]
-    view = memoryview(buf)[:bulk]
-    done = 0
+    """data[:bulk] through O_DIRECT, PIECE bytes at a time from an aligned copy, then the tail
+    buffered; False when the filesystem rejected the direct write (the caller rewrites the file plainly)."""
+    buf = _aligned_buffer(min(PIECE, bulk))
+    view = memoryview(buf)
     try:
-        while done < bulk:
-            done += os.write(fd, view[done:])
+        for start in range(0, bulk, PIECE):
+            n = min(PIECE, bulk - start)
+            view[:n] = data[start : start + n]
+            done = 0
+            while done < n:
+                done += os.write(fd, view[done:n])
     except OSError as err:
         if err.errno != errno.EINVAL:
             raise

@@ -14,7 +14,7 @@ import zarr
 
 from aefcli.io import direct_write
 from aefcli.io.chunk_decode import chunk_writer
-from aefcli.io.direct_write import BLOCK, MIN_BYTES, write_new_file
+from aefcli.io.direct_write import BLOCK, MIN_BYTES, PIECE, write_new_file
 
 
 def _cached_pages(path: Path) -> int:
@@ -47,7 +47,7 @@ def _page_cache_fs(path: Path) -> bool:
     return fstype in ("tmpfs", "ramfs")
 
 
-@pytest.mark.parametrize("size", [100, MIN_BYTES - 1, MIN_BYTES, MIN_BYTES + 1, 3 * MIN_BYTES + BLOCK + 777])
+@pytest.mark.parametrize("size", [100, MIN_BYTES - 1, MIN_BYTES, MIN_BYTES + 1, 3 * MIN_BYTES + BLOCK + 777, 2 * PIECE + 3 * BLOCK + 11])
 def test_files_are_written_whole(tmp_path, size):
     data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
     path = tmp_path / "f.bin"
@@ -59,7 +59,7 @@ def test_files_are_written_whole(tmp_path, size):
 def test_a_large_file_skips_the_page_cache_save_its_last_block(tmp_path):
     if _page_cache_fs(tmp_path):
         pytest.skip("the test folder is on tmpfs: its files are page-cache pages")
-    size = 4 * MIN_BYTES + 123
+    size = PIECE + 4 * MIN_BYTES + 123  # two pieces and a tail
     path = tmp_path / "f.bin"
     write_new_file(path, np.ones(size, np.uint8))
     direct = _cached_pages(path)
