@@ -4,14 +4,14 @@ A buffered write copies every byte into page-cache pages the kernel must first f
 a VM whose balloon reports free memory back to the host (the machines aef is measured
 on), such pages are cold: ~9 µs each on first touch, so one 16.8 MB embedding chunk
 cost 35-45 ms of CPU against 3-4 ms on recently freed pages. With O_DIRECT the device
-reads the bytes from the caller's buffer: ~1 ms of CPU and 8-13 ms of wall time for the
-same chunk (benchmarks/README.md, "Session 10" and "Session 11"). An output cube is
+reads the bytes from an aligned copy: 2-5 ms of CPU and 10-15 ms of wall time for the
+same chunk, the copy included (benchmarks/README.md, "Session 10" and "Session 11"). An output cube is
 written once and read later, so keeping it in the page cache buys nothing either.
 
 The bulk of a file (whole blocks) goes out PIECE bytes at a time through a page-aligned
 buffer kept per thread (a fresh one would pay its page faults again); the tail, under one
-block, through a plain write. A filesystem that refuses O_DIRECT
-(tmpfs, some network filesystems) gets a plain write, as do files under MIN_BYTES.
+block, through a plain write. A filesystem that refuses O_DIRECT (tmpfs before Linux
+6.6, some network filesystems) gets a plain write, as do files under MIN_BYTES.
 """
 
 from __future__ import annotations
