@@ -49,7 +49,7 @@ SETTINGS = (
     ("MALLOC_TRIM_THRESHOLD_", -1, 256 * 2**20),  # free heap top kept up to this; growth beyond: trim_if_grown
 )
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-_LOCK = threading.RLock()  # re-entrant: a freed buffer's finalizer (`held_outside`) may run while it is held
+_LOCK = threading.RLock()  # re-entrant: a freed buffer's finalizer (`map_outside`) may run while it is held
 _STATE: dict[str, Any] = {}
 
 
@@ -123,12 +123,16 @@ class _MallInfo2(ctypes.Structure):
                 ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
 
 
-def held_outside(owner: Any, nbytes: int) -> None:
-    """Count `nbytes` of live memory outside malloc (a buffer in its own memory map, e.g. a decoded
-    chunk of `aefcli.io.chunk_decode`) until `owner` is freed: live data, not idle memory."""
+def map_outside(nbytes: int):
+    """A new anonymous memory map of `nbytes`, outside malloc's heap (e.g. a decoded chunk of
+    `aefcli.io.chunk_decode`), counted as live memory, not idle memory, until it is freed."""
+    import mmap
+
+    buf = mmap.mmap(-1, nbytes)
     with _LOCK:
         _STATE["outside"] = _STATE.get("outside", 0) + nbytes
-    weakref.finalize(owner, _freed_outside, nbytes)
+    weakref.finalize(buf, _freed_outside, nbytes)
+    return buf
 
 
 def zeros_outside(shape: tuple[int, ...], dtype: Any) -> "np.ndarray":
@@ -137,13 +141,10 @@ def zeros_outside(shape: tuple[int, ...], dtype: Any) -> "np.ndarray":
     For buffers that outlive the tasks around them (an embed run's in-memory parts): in the heap
     they would pin the memory freed between them (fragmentation), which the run's RSS then carries.
     """
-    import mmap
-
     import numpy as np
 
     n = max(1, int(np.prod(shape)) * np.dtype(dtype).itemsize)
-    buf = mmap.mmap(-1, n)
-    held_outside(buf, n)
+    buf = map_outside(n)
     return np.frombuffer(buf, dtype, count=int(np.prod(shape))).reshape(shape)  # every view keeps the map alive
 
 
@@ -153,13 +154,13 @@ def _freed_outside(nbytes: int) -> None:
 
 
 def outside_bytes() -> int:
-    """Bytes registered by `held_outside` and still alive."""
+    """Bytes mapped by `map_outside` and still alive."""
     return int(_STATE.get("outside", 0))
 
 
 def idle_bytes() -> int:
     """Resident bytes not held by live allocations: RSS - (heap bytes in use + mmapped chunks in
-    use) (glibc >= 2.33 mallinfo2) - live buffers outside malloc (`held_outside`). Where mallinfo2
+    use) (glibc >= 2.33 mallinfo2) - live buffers outside malloc (`map_outside`). Where mallinfo2
     is missing: the resident size."""
     libc = _glibc()
     rss = resident_bytes()

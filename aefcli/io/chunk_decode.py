@@ -46,9 +46,7 @@ def _outside_heap(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
     array is freed its map goes back to a small spare list (SPARE_MAPS per size; beyond that it is
     unmapped): a fresh map costs ~4.5 ms of page faults per 10 MB frame-chunk, a reused one none.
     """
-    import mmap
-
-    from aefcli.heap import held_outside
+    from aefcli.heap import map_outside
 
     n = int(np.prod(shape)) * np.dtype(dtype).itemsize
     if n == 0:
@@ -57,8 +55,7 @@ def _outside_heap(shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         spare = _SPARE.get(n)
         buf = spare.pop() if spare else None
     if buf is None:
-        buf = mmap.mmap(-1, n)
-        held_outside(buf, n)  # resident while mapped, live or spare: never idle heap memory to trim
+        buf = map_outside(n)  # resident while mapped, live or spare: never idle heap memory to trim
     flat = np.frombuffer(buf, dtype)  # every view of it keeps it alive
     weakref.finalize(flat, _spare, buf)
     return flat.reshape(shape)

@@ -83,11 +83,10 @@ def _aligned_buffer(n: int) -> mmap.mmap:
     """This thread's page-aligned buffer of at least n bytes (kept: a fresh map pays its page faults again)."""
     buf = getattr(_THREAD, "buf", None)
     if buf is None or len(buf) < n:
-        from aefcli.heap import held_outside
+        from aefcli.heap import map_outside
 
         if buf is not None:
             buf.close()
-        buf = mmap.mmap(-1, n)
-        held_outside(buf, n)
+        buf = map_outside(n)
         _THREAD.buf = buf
     return buf
