@@ -42,7 +42,7 @@ def _page_cache_fs(path: Path) -> bool:
     best, fstype = "", ""
     for line in Path("/proc/mounts").read_text().splitlines():
         _, mount, kind = line.split()[:3]
-        if str(path).startswith(mount) and len(mount) > len(best):
+        if path.is_relative_to(mount) and len(mount) > len(best):
             best, fstype = mount, kind
     return fstype in ("tmpfs", "ramfs")
 
