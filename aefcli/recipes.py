@@ -83,6 +83,17 @@ RECIPES["cpu-q12-s1"] = {**RECIPES["cpu-q12-s"], "sources": ("s1", "s2"), "sourc
 RECIPES["cpu-q12-s-t16"] = {**RECIPES["cpu-q12-s"], "max_targets": 16}
 RECIPES["cpu-q12-s-f8t16"] = {**RECIPES["cpu-q12-s"], "max_frames": 8, "max_targets": 16}
 
+# `cpu-q12-s` with an InfoNCE term between the teacher's and the student's views
+# (ModelConfig.contrast 0.1, tau 0.1, one pixel per 8 x 8 px block): each sampled pixel must find
+# its own other view among the batch's pixels, so the field ignores the frames seen AND spreads
+# places apart. Far worse: 0.253 / 0.483 / 0.573 at 1000 steps vs 0.365 / 0.584 / 0.702, below the
+# random-weights control (0.302 / 0.475 / 0.590): telling 4096 pixels apart splits parcels of one
+# crop as much as parcels of two (benchmarks/README.md, "Session 12")
+RECIPES["cpu-q12-s-nce"] = {**RECIPES["cpu-q12-s"],
+                            "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, contrast=0.1)}
+# the same with the positive moved by up to 3 px (neighbours alike, as within a parcel): 0.287 / 0.492 / 0.553
+RECIPES["cpu-q12-s-nce3"] = {**RECIPES["cpu-q12-s"], "model_overrides": dict(
+    c=0.2, summary_queries=12, smooth_radius=6, contrast=0.1, contrast_shift=3)}
 
 def recipe_names() -> tuple[str, ...]:
     return tuple(RECIPES)

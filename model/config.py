@@ -66,6 +66,9 @@ class ModelConfig:
     field inference returns, so the model learns what survives the filter).
     kappa is the fixed vMF concentration of the training bottleneck.
     a, b, c, d weight reconstruction, batch uniformity, consistency and text.
+    contrast weighs an InfoNCE term between the teacher's and the student's views
+    (`model.losses.view_contrast_loss`; 0: off): temperature contrast_tau, one pixel per
+    contrast_cell x contrast_cell block, the positive moved by up to contrast_shift px.
     """
 
     sources: tuple[SourceSpec, ...]
@@ -95,6 +98,10 @@ class ModelConfig:
     c: float = 0.02
     d: float = 0.001
     radar_optical_weight: float = 0.0
+    contrast: float = 0.0
+    contrast_tau: float = 0.1
+    contrast_cell: int = 8
+    contrast_shift: int = 0
     radar_optical_pair: tuple[str, str] = ("s2", "s1")
     text_dim: int = 384
     position: str = "alibi"
@@ -136,7 +143,9 @@ class ModelConfig:
             raise ValueError("timecode_dim must be even (sin/cos pairs)")
         if self.kappa <= 0:
             raise ValueError(f"kappa must be > 0, got {self.kappa}")
-        for name in ("a", "b", "c", "d", "radar_optical_weight"):
+        if not self.contrast_tau > 0 or self.contrast_cell < 1 or self.contrast_shift < 0:
+            raise ValueError("contrast_tau must be > 0, contrast_cell >= 1, contrast_shift >= 0")
+        for name in ("a", "b", "c", "d", "radar_optical_weight", "contrast"):
             if getattr(self, name) < 0:
                 raise ValueError(f"loss weight {name} must be >= 0")
         if self.position not in _POSITIONS:

@@ -15,7 +15,8 @@ RADAR_OPTICAL_TEMPERATURE = 0.1
 
 @dataclass
 class LossTerms:
-    """Scalar tensors; `total` = a*reconstruction + b*uniformity + c*consistency + d*text (+ radar-optical)."""
+    """Scalar tensors; `total` = a*reconstruction + b*uniformity + c*consistency + d*text
+    (+ radar-optical, + contrast)."""
 
     total: torch.Tensor
     reconstruction: torch.Tensor
@@ -23,6 +24,7 @@ class LossTerms:
     consistency: torch.Tensor
     text: torch.Tensor
     radar_optical: torch.Tensor | None = None
+    contrast: torch.Tensor | None = None
 
 
 def reconstruction_loss(model: EmbeddingFieldModel, z: torch.Tensor,
@@ -65,6 +67,29 @@ def consistency_loss(student: torch.Tensor, teacher: torch.Tensor) -> torch.Tens
     return (1.0 - (student * teacher.detach()).sum(-1)).mean()
 
 
+def view_contrast_loss(student: torch.Tensor, teacher: torch.Tensor, tau: float, cell: int, shift: int,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """InfoNCE between the two views' embeddings, (B, L, L, E) each: one random pixel per
+    `cell` x `cell` block of every window; its teacher vector must pick out the student's at
+    the same place (moved by up to `shift` px) among those of every other sampled pixel of the
+    batch. Unlike the consistency term this also pushes other places apart, so the field cannot
+    agree with itself by saying the same thing everywhere."""
+    b, h, w, _ = teacher.shape
+    dev = teacher.device
+    gy, gx = torch.meshgrid(torch.arange(0, h, cell, device=dev), torch.arange(0, w, cell, device=dev), indexing="ij")
+    n = gy.numel()
+    ys = (gy.reshape(1, n) + torch.randint(0, cell, (b, n), device=dev, generator=generator)).clamp(max=h - 1)
+    xs = (gx.reshape(1, n) + torch.randint(0, cell, (b, n), device=dev, generator=generator)).clamp(max=w - 1)
+    bs = torch.arange(b, device=dev).repeat_interleave(n)
+    ys, xs = ys.reshape(-1), xs.reshape(-1)
+    if shift:
+        ys2 = (ys + torch.randint(-shift, shift + 1, ys.shape, device=dev, generator=generator)).clamp(0, h - 1)
+        xs2 = (xs + torch.randint(-shift, shift + 1, xs.shape, device=dev, generator=generator)).clamp(0, w - 1)
+    else:
+        ys2, xs2 = ys, xs
+    return clip_loss(teacher[bs, ys, xs], student[bs, ys2, xs2], torch.tensor(1.0 / tau, device=dev))
+
+
 def clip_loss(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE between paired rows of a and b, (N, E) each, N >= 2."""
     logits = scale * F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
@@ -79,7 +104,8 @@ def training_losses(model: EmbeddingFieldModel, batch: TrainBatch) -> LossTerms:
     zero = mu.new_zeros(())
     recon = reconstruction_loss(model, model.sample(mu), batch.targets) if cfg.a > 0 else zero
     uniform = uniformity_loss(mu) if cfg.b > 0 else zero
-    consist = consistency_loss(model(batch.student), mu) if cfg.c > 0 else zero
+    student = model(batch.student) if cfg.c > 0 or cfg.contrast > 0 else None
+    consist = consistency_loss(student, mu) if cfg.c > 0 else zero
     text = zero
     video = batch.teacher
     if video.text is not None and cfg.d > 0:
@@ -93,7 +119,11 @@ def training_losses(model: EmbeddingFieldModel, batch: TrainBatch) -> LossTerms:
     if cfg.radar_optical_weight > 0:
         radar = radar_optical_loss(model, batch)
         total = total + cfg.radar_optical_weight * radar
-    return LossTerms(total, recon, uniform, consist, text, radar)
+    contrast = None
+    if cfg.contrast > 0:
+        contrast = view_contrast_loss(student, mu, cfg.contrast_tau, cfg.contrast_cell, cfg.contrast_shift)
+        total = total + cfg.contrast * contrast
+    return LossTerms(total, recon, uniform, consist, text, radar, contrast)
 
 
 def radar_optical_loss(model: EmbeddingFieldModel, batch: TrainBatch) -> torch.Tensor:

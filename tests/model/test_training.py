@@ -90,3 +90,32 @@ def test_source_weights_make_a_weighted_mean_of_the_per_source_losses(gen):
     expected = sum(w[s] * per[s] for s in per) / sum(w[s] for s in per)
     torch.testing.assert_close(both, expected)
     assert abs(both - sum(per.values()) / len(per)) > 1e-4  # differs from the plain mean
+
+
+def test_view_contrast_finds_each_pixels_other_view_among_the_batch():
+    from model.losses import view_contrast_loss
+
+    torch.manual_seed(0)
+    teacher = torch.nn.functional.normalize(torch.randn(2, 32, 32, 64), dim=-1)
+    student = torch.nn.functional.normalize(teacher + 0.1 * torch.randn_like(teacher), dim=-1)
+    same = view_contrast_loss(student, teacher, 0.1, 8, 0)
+    swapped = view_contrast_loss(student.flip(0), teacher, 0.1, 8, 0)  # each pixel paired with another window's
+    assert float(same) < 0.05 and float(swapped) > 3.0  # log(32 sampled pixels) = 3.47
+    flat = view_contrast_loss(torch.ones_like(teacher) / 8, torch.ones_like(teacher) / 8, 0.1, 8, 0)
+    assert float(flat) > 3.0  # one vector everywhere cannot tell places apart
+    # a positive moved by up to 3 px: a field constant over 8 x 8 px blocks loses little, noise loses all
+    blocks = teacher[:, ::8, ::8].repeat_interleave(8, 1).repeat_interleave(8, 2)
+    assert float(view_contrast_loss(blocks, blocks, 0.1, 8, 3)) < float(view_contrast_loss(teacher, teacher, 0.1, 8, 3)) - 1.0
+
+
+def test_contrast_weight_adds_the_view_contrast_term(gen):
+    cfg = preset("tiny", EXAMPLE_SOURCES, contrast=0.5)
+    model = EmbeddingFieldModel(cfg).train()
+    terms = training_losses(model, random_train_batch(cfg, 2, 32, 2, generator=gen))
+    assert terms.contrast is not None and terms.contrast > 0
+    base = cfg.a * terms.reconstruction + cfg.b * terms.uniformity + cfg.c * terms.consistency + cfg.d * terms.text
+    torch.testing.assert_close(terms.total, base + 0.5 * terms.contrast)
+    assert training_losses(EmbeddingFieldModel(preset("tiny", EXAMPLE_SOURCES)), random_train_batch(
+        cfg, 2, 32, 2, generator=gen)).contrast is None  # off by default
+    with pytest.raises(ValueError, match="contrast_tau"):
+        preset("tiny", EXAMPLE_SOURCES, contrast_tau=0.0)
