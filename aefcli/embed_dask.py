@@ -4,7 +4,9 @@ Two kinds of task (see `aefcli.embed_task`): per owner chunk, one
 `compute_windows` task runs the model on the windows it owns, restricted to the
 chunks this run writes; per output chunk, one `embed_chunk` task, which depends
 on the `compute_windows` tasks of its owners (itself and up to 3 neighbours),
-blends their parts and writes the Zarr chunk. Every window is computed once;
+blends their parts and writes the Zarr chunk. The windows tasks start in bands one
+store chunk tall (`embed_task.band_order`), so neighbouring tasks share the
+decoded input chunks. Every window is computed once;
 results are a few numbers, the arrays go through parts (`aefcli.embed_parts`: in
 memory under the threaded scheduler, files otherwise). The threaded and process
 schedulers run the graph locally; a `tcp://` address sends the tasks to a
@@ -21,11 +23,12 @@ from typing import Any
 
 from aefcli import console
 from aefcli.embed_parts import drop_parts
-from aefcli.embed_task import EmbedJob, compute_windows, embed_chunk
+from aefcli.embed_task import EmbedJob, band_order, compute_windows, embed_chunk
 from aefcli.errors import InputError
 from aefcli.tiling import Chunk, chunk_at, owners_of
 
 KEY_PREFIX = "aef-embed-chunk"
+BAND_ORDER = True  # windows tasks in store-chunk bands (`embed_task.band_order`; False: dask's order, as before)
 PARTS_IN_MEMORY = True  # threaded runs hand parts over in memory (False: files, as before; an A/B knob of benchmarks/embed_speed.py)
 WINDOWS_PREFIX = "aef-embed-windows"
 
@@ -84,14 +87,20 @@ def _local(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int, bar
 
     heap.reset()  # this run's first tasks set the idle-memory base its trims compare with (`aefcli.heap`)
 
+    wanted, owners = _graph(job, chunks)
+    rank = {f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}": k for k, o in enumerate(band_order(job, list(wanted)))}
+
     class Progress(Callback):
+        def _start_state(self, dsk, state):  # noqa: ANN001 - dask's signature
+            if BAND_ORDER:  # the local schedulers pop the ready list from its end
+                state["ready"].sort(key=lambda key: -rank.get(key, -1))
+
         def _posttask(self, key, result, dsk, state, worker_id):  # noqa: ANN001 - dask's signature
             if isinstance(key, str) and key.startswith(KEY_PREFIX):
                 bar.done(result)
 
     if scheduler == "threads" and PARTS_IN_MEMORY:  # every task in this process: parts handed over in memory
         job = replace(job, local_parts=uuid.uuid4().hex)
-    wanted, owners = _graph(job, chunks)
     grid = job.layout.chunk
     win = {o: dask.delayed(compute_windows, pure=False)(job, chunk_at(job.shape, grid, *o), tuple(t),
                                                         dask_key_name=f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}")
@@ -114,8 +123,10 @@ def _distributed(job: EmbedJob, chunks: list[Chunk], address: str, bar: _Bar) ->
         raise InputError(f"cannot reach the dask scheduler at {address} ({err}); start it with `dask scheduler`") from None
     with client:
         wanted, owners = _graph(job, chunks)
+        first = {o: -k for k, o in enumerate(band_order(job, list(wanted)))}  # higher runs earlier
         win = {o: client.submit(compute_windows, job, chunk_at(job.shape, job.layout.chunk, *o), tuple(t),
-                                key=f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}", pure=False, retries=2) for o, t in wanted.items()}
+                                key=f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}", pure=False, retries=2,
+                                priority=first[o] if BAND_ORDER else 0) for o, t in wanted.items()}
         futures = [client.submit(embed_chunk, job, c, *[win[o] for o in owners[c]], key=_key(c), pure=False, retries=2)
                    for c in chunks]
         out = []

@@ -146,6 +146,24 @@ def _job_cube(job: EmbedJob):
     return cube
 
 
+def band_order(job: EmbedJob, owners: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The owner chunks in bands one store chunk tall, each band swept column by column
+    (boustrophedon: every other band right to left), top to bottom inside a column.
+
+    The windows of consecutive tasks then read the same few store chunk positions, so the
+    decoded-chunk cache serves them and each position is decoded about twice (its own band and
+    the halo of the band above), not once per task that reaches it.
+    """
+    chunk_rows = _cube(job.cube).chunk_size(next(iter(job.bands)))[0]
+
+    def key(o: tuple[int, int]) -> tuple[int, int, int]:
+        c = chunk_at(job.shape, job.layout.chunk, *o)
+        band = (job.offset[0] + c.rows[0]) // chunk_rows
+        return band, c.cols[0] if band % 2 == 0 else -c.cols[0], c.rows[0]
+
+    return sorted(owners, key=key)
+
+
 def _set_threads(n: int) -> None:
     import torch
 

@@ -162,6 +162,8 @@ SWITCHES = {
     "parts_outside_heap": (("aefcli.embed_task", "PARTS_OUTSIDE_HEAP", False, True),),  # in-memory parts in own mmaps vs the heap
     "odirect": (("aefcli.io.direct_write", "ENABLED", False, True),),  # chunk files past the page cache vs buffered
     "cache_4_positions": (("aefcli.embed_task", "CACHED_POSITIONS", 2, 4),),  # decoded-chunk cache: 4 store chunk positions vs 2
+    "band_order": (("aefcli.embed_dask", "BAND_ORDER", False, True),),  # windows tasks in store-chunk bands vs dask's order
+    "cache_3_positions": (("aefcli.embed_task", "CACHED_POSITIONS", 2, 3),),  # decoded-chunk cache: 3 store chunk positions vs 2
     "spare_maps_2": (("aefcli.io.chunk_decode", "SPARE_MAPS", 8, 2),),  # freed chunk maps kept for reuse: 2 vs 8 per size
 }
 AB_SWITCHES = tuple(SWITCHES)

@@ -247,6 +247,11 @@ class Cube:
         ch, cw = raw.chunks[2], raw.chunks[3]
         return len(self.frame_indices(source, period)) * (raw.shape[1] * ch * cw * 4 + ch * cw)
 
+    def chunk_size(self, source: str) -> tuple[int, int]:
+        """(rows, cols) of one store chunk of `source`."""
+        raw = self._root[source]["raw"]
+        return int(raw.chunks[2]), int(raw.chunks[3])
+
     def reserve_chunk_cache(self, nbytes: int) -> None:
         """Let the decoded-chunk cache grow to at least `nbytes` (it never shrinks)."""
         self._chunks.reserve(int(nbytes))

@@ -15,8 +15,10 @@ S2_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"
 X0, Y0 = 500_000.0, 5_630_000.0  # top-left corner, EPSG:32631
 
 
-def make_cube(path: Path, size: int = 96, frames: int = 5, seed: int = 0, bands=S2_BANDS, origin=(X0, Y0)) -> Path:
-    """Write a complete cube of size x size pixels (top-left `origin`, EPSG:32631), `frames` S2 dates in 2024."""
+def make_cube(path: Path, size: int = 96, frames: int = 5, seed: int = 0, bands=S2_BANDS, origin=(X0, Y0),
+              chunk: int | None = None) -> Path:
+    """Write a complete cube of size x size pixels (top-left `origin`, EPSG:32631), `frames` S2 dates in 2024
+    (store chunks of `chunk` px; default: the cube writer's)."""
     from affine import Affine
     from odc.geo.geobox import GeoBox
 
@@ -41,7 +43,8 @@ def make_cube(path: Path, size: int = 96, frames: int = 5, seed: int = 0, bands=
     valid[1, : size // 3, : size // 3] = False  # a cloud
     arrays = SourceArrays(raw=raw, valid=valid, times=times, bands=tuple(bands),
                           item_ids=tuple(f"S2_{str(t)[:10]}" for t in times))
-    return write_cube(path, {"s2": arrays}, gbox, attrs={"period": "2024-01-01/2025-01-01"})
+    more = {} if chunk is None else {"chunk": chunk}
+    return write_cube(path, {"s2": arrays}, gbox, attrs={"period": "2024-01-01/2025-01-01"}, **more)
 
 
 def make_checkpoint(path: Path, cube_path: Path | None, seed: int = 0, bands=S2_BANDS, train_args: dict | None = None) -> Path:

@@ -158,6 +158,48 @@ def test_the_chunk_cache_holds_what_a_strip_reads_so_each_frame_chunk_is_decoded
         task._CACHE.pop(("cube", str(cube_path)), None)
 
 
+def test_windows_tasks_run_in_store_chunk_bands_and_decode_less_than_in_dask_order(world, tmp_path, monkeypatch):
+    """The windows tasks start in `band_order` (bands one store chunk tall, swept column by
+    column, every other band backwards); with the cache at its size of two positions, that
+    decodes fewer store chunks than dask's own order, and the store is bitwise the same."""
+    from dask.callbacks import Callback
+
+    import aefcli.embed_dask as embed_dask
+    import aefcli.embed_task as task
+
+    monkeypatch.setattr(task, "CHUNK_CACHE_BYTES", 1)  # the cache holds what CACHED_POSITIONS asks, no more
+    cube_path = make_cube(tmp_path / "cube.zarr", size=SIZE, frames=4, chunk=32)
+    started: list[tuple[int, int]] = []
+
+    class Started(Callback):
+        def _pretask(self, key, dsk, state):  # noqa: ANN001 - dask's signature
+            if key.startswith(embed_dask.WINDOWS_PREFIX):
+                started.append(tuple(int(v) for v in key.rsplit("-", 2)[1:]))
+
+    decoded, stores = {}, {}
+    for band in (True, False):
+        monkeypatch.setattr(embed_dask, "BAND_ORDER", band)
+        cfg = _cfg(world, f"band-{band}.zarr", cube=cube_path, overwrite=True)
+        started.clear()
+        try:
+            with Started():
+                assert run(cfg)["complete"]
+            decoded[band] = task._cube(str(cube_path)).chunks_decoded
+        finally:
+            task._CACHE.pop(("cube", str(cube_path)), None)
+        stores[band] = open_embeddings(cfg.out).values
+        if band:
+            order = task.band_order(plan(cfg).job, list(started))
+            assert started == order
+            bands = [i * 16 // 32 for i, _ in order]  # 16 px output chunks, 32 px store chunks
+            assert bands == sorted(bands) and len(set(bands)) == 3  # band after band
+            for b in set(bands):
+                cols = [j for (_, j), k in zip(order, bands) if k == b]
+                assert cols == sorted(cols, reverse=b % 2 == 1)  # every other band swept backwards
+    assert decoded[True] < decoded[False]
+    np.testing.assert_array_equal(stores[True], stores[False])
+
+
 def test_parts_beyond_the_memory_budget_spill_to_files_with_the_same_store(world, monkeypatch):
     import aefcli.embed_parts as parts_mod
 
