@@ -95,6 +95,13 @@ RECIPES["cpu-q12-s-nce"] = {**RECIPES["cpu-q12-s"],
 RECIPES["cpu-q12-s-nce3"] = {**RECIPES["cpu-q12-s"], "model_overrides": dict(
     c=0.2, summary_queries=12, smooth_radius=6, contrast=0.1, contrast_shift=3)}
 
+# `cpu-q12-s` without the batch uniformity term (b 0.05 -> 0), and with it 10x stronger (b 0.5),
+# tried because the contrastive term above says that spreading places apart hurts this probe.
+# Both worse at 1000 steps: b 0 0.294 / 0.556 / 0.592, b 0.5 0.317 / 0.458 / 0.545, vs 0.365 / 0.584
+# / 0.702 at b 0.05 (benchmarks/README.md, "Session 12")
+RECIPES["cpu-q12-s-b0"] = {**RECIPES["cpu-q12-s"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, b=0.0)}
+RECIPES["cpu-q12-s-b05"] = {**RECIPES["cpu-q12-s"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, b=0.5)}
+
 def recipe_names() -> tuple[str, ...]:
     return tuple(RECIPES)
 
