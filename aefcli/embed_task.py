@@ -146,26 +146,6 @@ def _job_cube(job: EmbedJob):
     return cube
 
 
-def band_order(job: EmbedJob, owners: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """The owner chunks in bands one store chunk tall, each band swept column by column
-    (boustrophedon: every other band right to left), top to bottom inside a column.
-
-    The windows of consecutive tasks then read the same few store chunk positions, so the
-    decoded-chunk cache serves more of their reads: at 16x the benchmark's area, 398 frame-chunk
-    decodes instead of 446 in dask's order with the cache's 2 positions, 192 instead of 252 with
-    4 (each position about twice: its own band and the halo of the band above;
-    benchmarks/README.md, "Session 12").
-    """
-    chunk_rows = _cube(job.cube).chunk_size(next(iter(job.bands)))[0]
-
-    def key(o: tuple[int, int]) -> tuple[int, int, int]:
-        c = chunk_at(job.shape, job.layout.chunk, *o)
-        band = (job.offset[0] + c.rows[0]) // chunk_rows
-        return band, c.cols[0] if band % 2 == 0 else -c.cols[0], c.rows[0]
-
-    return sorted(owners, key=key)
-
-
 def _set_threads(n: int) -> None:
     import torch
 

@@ -189,7 +189,7 @@ def test_windows_tasks_run_in_store_chunk_bands_and_decode_less_than_in_dask_ord
             task._CACHE.pop(("cube", str(cube_path)), None)
         stores[band] = open_embeddings(cfg.out).values
         if band:
-            order = task.band_order(plan(cfg).job, list(started))
+            order = embed_dask.band_order(plan(cfg).job, list(started))
             assert started == order
             bands = [i * 16 // 32 for i, _ in order]  # 16 px output chunks, 32 px store chunks
             assert bands == sorted(bands) and len(set(bands)) == 3  # band after band
