@@ -55,6 +55,10 @@ def _key(chunk: Chunk) -> str:
     return f"{KEY_PREFIX}-{chunk.i}-{chunk.j}"
 
 
+def _windows_key(owner: tuple[int, int]) -> str:
+    return f"{WINDOWS_PREFIX}-{owner[0]}-{owner[1]}"
+
+
 def band_order(job: EmbedJob, owners: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
     """The owner chunks in bands one store chunk tall, each band swept column by column
     (boustrophedon: every other band right to left), top to bottom inside a column.
@@ -110,7 +114,7 @@ def _local(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int, bar
     heap.reset()  # this run's first tasks set the idle-memory base its trims compare with (`aefcli.heap`)
 
     wanted, owners = _graph(job, chunks)
-    rank = {f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}": k for k, o in enumerate(band_order(job, list(wanted)))}
+    rank = {_windows_key(o): k for k, o in enumerate(band_order(job, list(wanted)))}
 
     class Progress(Callback):
         def _start_state(self, dsk, state):  # noqa: ANN001 - dask's signature
@@ -125,7 +129,7 @@ def _local(job: EmbedJob, chunks: list[Chunk], scheduler: str, workers: int, bar
         job = replace(job, local_parts=uuid.uuid4().hex)
     grid = job.layout.chunk
     win = {o: dask.delayed(compute_windows, pure=False)(job, chunk_at(job.shape, grid, *o), tuple(t),
-                                                        dask_key_name=f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}")
+                                                        dask_key_name=_windows_key(o))
            for o, t in wanted.items()}
     tasks = [dask.delayed(embed_chunk, pure=False)(job, c, *[win[o] for o in owners[c]], dask_key_name=_key(c))
              for c in chunks]
@@ -147,7 +151,7 @@ def _distributed(job: EmbedJob, chunks: list[Chunk], address: str, bar: _Bar) ->
         wanted, owners = _graph(job, chunks)
         first = {o: -k for k, o in enumerate(band_order(job, list(wanted)))}  # higher runs earlier
         win = {o: client.submit(compute_windows, job, chunk_at(job.shape, job.layout.chunk, *o), tuple(t),
-                                key=f"{WINDOWS_PREFIX}-{o[0]}-{o[1]}", pure=False, retries=2,
+                                key=_windows_key(o), pure=False, retries=2,
                                 priority=first[o] if BAND_ORDER else 0) for o, t in wanted.items()}
         futures = [client.submit(embed_chunk, job, c, *[win[o] for o in owners[c]], key=_key(c), pure=False, retries=2)
                    for c in chunks]

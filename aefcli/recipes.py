@@ -89,18 +89,17 @@ RECIPES["cpu-q12-s-f8t16"] = {**RECIPES["cpu-q12-s"], "max_frames": 8, "max_targ
 # places apart. Far worse: 0.253 / 0.483 / 0.573 at 1000 steps vs 0.365 / 0.584 / 0.702, below the
 # random-weights control (0.302 / 0.475 / 0.590): telling 4096 pixels apart splits parcels of one
 # crop as much as parcels of two (benchmarks/README.md, "Session 12")
-RECIPES["cpu-q12-s-nce"] = {**RECIPES["cpu-q12-s"],
-                            "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, contrast=0.1)}
+_Q12S = RECIPES["cpu-q12-s"]["model_overrides"]
+RECIPES["cpu-q12-s-nce"] = {**RECIPES["cpu-q12-s"], "model_overrides": {**_Q12S, "contrast": 0.1}}
 # the same with the positive moved by up to 3 px (neighbours alike, as within a parcel): 0.287 / 0.492 / 0.553
-RECIPES["cpu-q12-s-nce3"] = {**RECIPES["cpu-q12-s"], "model_overrides": dict(
-    c=0.2, summary_queries=12, smooth_radius=6, contrast=0.1, contrast_shift=3)}
+RECIPES["cpu-q12-s-nce3"] = {**RECIPES["cpu-q12-s"], "model_overrides": {**_Q12S, "contrast": 0.1, "contrast_shift": 3}}
 
 # `cpu-q12-s` without the batch uniformity term (b 0.05 -> 0), and with it 10x stronger (b 0.5),
 # tried because the contrastive term above says that spreading places apart hurts this probe.
 # Both worse at 1000 steps: b 0 0.294 / 0.556 / 0.592, b 0.5 0.317 / 0.458 / 0.545, vs 0.365 / 0.584
 # / 0.702 at b 0.05 (benchmarks/README.md, "Session 12")
-RECIPES["cpu-q12-s-b0"] = {**RECIPES["cpu-q12-s"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, b=0.0)}
-RECIPES["cpu-q12-s-b05"] = {**RECIPES["cpu-q12-s"], "model_overrides": dict(c=0.2, summary_queries=12, smooth_radius=6, b=0.5)}
+RECIPES["cpu-q12-s-b0"] = {**RECIPES["cpu-q12-s"], "model_overrides": {**_Q12S, "b": 0.0}}
+RECIPES["cpu-q12-s-b05"] = {**RECIPES["cpu-q12-s"], "model_overrides": {**_Q12S, "b": 0.5}}
 
 def recipe_names() -> tuple[str, ...]:
     return tuple(RECIPES)
